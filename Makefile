@@ -1,0 +1,101 @@
+# exhibit - evidence intake and image inspection service.
+#
+#   make            release build: build/exhibit
+#   make run        install missing packages, build, serve on 127.0.0.1:8080 (storage/)
+#   make test       install, build with ASan+UBSan, run unit, e2e and fuzz-replay tests
+#   make bench      benchmarks (release build)
+#   make fuzz       libFuzzer targets (clang)
+#   make deps       apt-get install what is missing (no-op when all present)
+
+PKGS := vips libexif sqlite3 libmicrohttpd libcrypto jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+CC ?= cc
+WARN := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS_REL := -O2 -g $(WARN)
+CFLAGS_ASAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined $(WARN)
+INC := -Iinclude $(PKG_CFLAGS)
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+TOOL_SRC := $(wildcard tools/*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+SCHEMAS := $(sort $(wildcard schemas/*.sql))
+
+REL_OBJ := $(LIB_SRC:src/%.c=build/rel/%.o) build/rel/gen_schema.o
+ASAN_OBJ := $(LIB_SRC:src/%.c=build/asan/%.o) build/asan/gen_schema.o
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+TOOL_BIN := $(TOOL_SRC:tools/%.c=build/tools/%)
+REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
+
+.PHONY: all run test bench fuzz deps clean test-build format check-deps
+all: build/exhibit
+
+build/rel/%.o: src/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS_REL) $(INC) -MMD -MP -c $< -o $@
+build/asan/%.o: src/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS_ASAN) $(INC) -MMD -MP -c $< -o $@
+
+build/gen/schema.c: $(SCHEMAS) tools/embed.sh
+	@mkdir -p $(@D)
+	sh tools/embed.sh $@ schema_files $(SCHEMAS)
+build/rel/gen_%.o: build/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_REL) $(INC) -c $< -o $@
+build/asan/gen_%.o: build/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ASAN) $(INC) -c $< -o $@
+
+build/exhibit: build/rel/main.o $(REL_OBJ)
+	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+build/asan/exhibit: build/asan/main.o $(ASAN_OBJ)
+	$(CC) $(CFLAGS_ASAN) -o $@ $^ $(PKG_LIBS)
+build/asan/tests/%: tests/unit/%.c $(ASAN_OBJ) tests/unit/unit.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ASAN) $(INC) -Itests/unit -o $@ $< $(ASAN_OBJ) $(PKG_LIBS)
+build/asan/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ASAN) $(INC) -o $@ $< tests/fuzz/replay.c $(ASAN_OBJ) $(PKG_LIBS)
+build/tools/%: tools/%.c $(REL_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_REL) $(INC) -o $@ $< $(REL_OBJ) $(PKG_LIBS)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) build/gen/schema.c
+	@mkdir -p $(@D)
+	clang -O1 -g -fsanitize=fuzzer,address,undefined $(filter-out -Werror,$(WARN)) $(INC) \
+	    -o $@ $< $(LIB_SRC) build/gen/schema.c $(PKG_LIBS)
+
+-include $(wildcard build/rel/*.d build/asan/*.d)
+
+deps:
+	@sh tools/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory build/exhibit
+	./build/exhibit serve --data storage --listen 127.0.0.1:8080
+
+test-build: build/asan/exhibit build/exhibit $(UNIT_BIN) $(REPLAY_BIN) $(TOOL_BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory -j2 test-build
+	@sh tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory -j2 build/exhibit $(TOOL_BIN)
+	@sh tools/bench.sh
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+	@echo "fuzzers in build/fuzz/; run e.g. build/fuzz/fuzz_exif tests/fuzz/corpus/fuzz_exif"
+
+format:
+	clang-format -i src/*.c include/exhibit/*.h tests/unit/*.c tools/*.c
+
+clean:
+	rm -rf build

@@ -1,0 +1,210 @@
+/* main.c - the `exhibit` command: serve, key create, audit verify (and later subcommands).
+ *
+ * Exit status: 0 success, 1 the operation failed (message on stderr), 2 usage error.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exhibit/app.h"
+#include "exhibit/audit.h"
+#include "exhibit/blobstore.h"
+#include "exhibit/http.h"
+#include "exhibit/image.h"
+#include "exhibit/keys.h"
+#include "exhibit/log.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage:\n"
+          "  exhibit serve [--data DIR] [--listen HOST:PORT] [--max-body BYTES]\n"
+          "                [--max-connections N] [--return-window-days N]\n"
+          "                [--non-returnable CAT,CAT]\n"
+          "  exhibit key create [--data DIR] --role ROLE [--subject ID]\n"
+          "  exhibit audit verify [--data DIR]\n"
+          "roles: admin, platform, buyer (needs --subject BUYER_ID), warehouse, mediator\n"
+          "DIR defaults to ./storage\n",
+          f);
+}
+
+/* Options shared by every subcommand; unknown options are a usage error. */
+static int parse_opts(int argc, char **argv, ex_config *cfg, const char **role,
+                      const char **subject)
+{
+    ex_error e = {{0}, {0}};
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "exhibit: option %s needs a value\n", o);
+            return -1;
+        }
+        i++;
+        if (strcmp(o, "--data") == 0) {
+            snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", v);
+        } else if (strcmp(o, "--listen") == 0) {
+            if (config_set_listen(cfg, v, &e)) {
+                fprintf(stderr, "exhibit: %s\n", e.message);
+                return -1;
+            }
+        } else if (strcmp(o, "--max-body") == 0) {
+            cfg->max_body = strtoull(v, NULL, 10);
+        } else if (strcmp(o, "--max-connections") == 0) {
+            cfg->max_connections = (unsigned)strtoul(v, NULL, 10);
+        } else if (strcmp(o, "--return-window-days") == 0) {
+            cfg->return_window_days = atoi(v);
+        } else if (strcmp(o, "--non-returnable") == 0) {
+            snprintf(cfg->non_returnable, sizeof cfg->non_returnable, "%s", v);
+        } else if (strcmp(o, "--role") == 0 && role) {
+            *role = v;
+        } else if (strcmp(o, "--subject") == 0 && subject) {
+            *subject = v;
+        } else {
+            fprintf(stderr, "exhibit: unknown option %s\n", o);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Opens the data directory: blobs, temp area (cleaned), database (migrated). */
+static int open_data(app *a, int *cleaned)
+{
+    ex_error e = {{0}, {0}};
+    char path[1024];
+    if (blobstore_open(&a->bs, a->cfg.data_dir, cleaned, &e)) {
+        fprintf(stderr, "exhibit: %s\n", e.message);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/exhibit.db", a->cfg.data_dir);
+    if (db_open(path, &a->db, &e)) {
+        fprintf(stderr, "exhibit: %s\n", e.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_key_create(int argc, char **argv)
+{
+    app a = {0};
+    const char *role = NULL, *subject = NULL;
+    config_defaults(&a.cfg);
+    if (parse_opts(argc, argv, &a.cfg, &role, &subject)) return 2;
+    if (!role) {
+        fprintf(stderr, "exhibit: key create needs --role\n");
+        return 2;
+    }
+    log_set_quiet(1);
+    if (open_data(&a, NULL)) return 1;
+    char secret[KEY_SECRET_LEN];
+    key_info k;
+    ex_error e = {{0}, {0}};
+    int rc = 0;
+    if (keys_create(a.db, key_role_parse(role), subject, "cli", secret, &k, &e)) {
+        fprintf(stderr, "exhibit: %s\n", e.message);
+        rc = e.code[0] && strcmp(e.code, "database_error") ? 2 : 1;
+    } else {
+        printf("%s\n", secret);
+        fprintf(stderr, "created %s key %lld%s%s (shown once; only its hash is stored)\n",
+                key_role_name(k.role), (long long)k.id, k.subject[0] ? " for " : "", k.subject);
+    }
+    db_close(a.db);
+    return rc;
+}
+
+static int cmd_audit_verify(int argc, char **argv)
+{
+    app a = {0};
+    config_defaults(&a.cfg);
+    if (parse_opts(argc, argv, &a.cfg, NULL, NULL)) return 2;
+    log_set_quiet(1);
+    if (open_data(&a, NULL)) return 1;
+    int64_t rows = 0, bad = 0;
+    ex_error e = {{0}, {0}};
+    int rc = 0;
+    if (audit_verify(a.db, &rows, &bad, &e)) {
+        printf("audit: %s\n", e.message);
+        rc = 1;
+    } else {
+        printf("audit: %lld rows verified\n", (long long)rows);
+    }
+    db_close(a.db);
+    return rc;
+}
+
+static int cmd_serve(int argc, char **argv, const char *argv0)
+{
+    app a = {0};
+    ex_error e = {{0}, {0}};
+    config_defaults(&a.cfg);
+    if (parse_opts(argc, argv, &a.cfg, NULL, NULL)) return 2;
+    /* Signals are taken synchronously by the main thread; every other thread inherits the
+     * block, so a SIGTERM never lands in the middle of a request. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (image_global_init(argv0, &e)) {
+        fprintf(stderr, "exhibit: %s\n", e.message);
+        return 1;
+    }
+    int cleaned = 0;
+    if (open_data(&a, &cleaned)) return 1;
+    if (sem_init(&a.decode_slots, 0, a.cfg.max_inflight_images) == 0) a.decode_slots_ready = 1;
+    if (cleaned) log_event("info", "tmp_cleaned", "files=%d", cleaned);
+    if (keys_count(a.db) == 0) {
+        char secret[KEY_SECRET_LEN];
+        key_info k;
+        if (keys_create(a.db, ROLE_ADMIN, NULL, "first-start", secret, &k, &e)) {
+            fprintf(stderr, "exhibit: %s\n", e.message);
+            return 1;
+        }
+        printf("admin key (shown once, keep it): %s\n"
+               "create more with: build/exhibit key create --data %s --role ROLE "
+               "[--subject BUYER_ID]\n",
+               secret, a.cfg.data_dir);
+    }
+    http_server *srv = NULL;
+    int port = 0;
+    if (http_start(&a, &srv, &port, &e)) {
+        fprintf(stderr, "exhibit: %s\n", e.message);
+        db_close(a.db);
+        return 1;
+    }
+    printf("listening on http://%s:%d\n", a.cfg.listen_host, port);
+    fflush(stdout);
+    log_event("info", "start", "listen=%s:%d data=%s", a.cfg.listen_host, port,
+              a.cfg.data_dir);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_event("info", "stopping", "signal=%d", sig);
+    http_stop(srv, 30);
+    db_close(a.db);
+    image_global_shutdown();
+    log_event("info", "stopped", "clean=1");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2, argv[0]);
+    if (strcmp(cmd, "key") == 0 && argc >= 3 && strcmp(argv[2], "create") == 0)
+        return cmd_key_create(argc - 3, argv + 3);
+    if (strcmp(cmd, "audit") == 0 && argc >= 3 && strcmp(argv[2], "verify") == 0)
+        return cmd_audit_verify(argc - 3, argv + 3);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}
