@@ -24,9 +24,10 @@ TOOL_SRC := $(wildcard tools/*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 SCHEMAS := $(sort $(wildcard schemas/*.sql))
+UI_FILES := $(sort $(wildcard src/ui/*))
 
-REL_OBJ := $(LIB_SRC:src/%.c=build/rel/%.o) build/rel/gen_schema.o
-ASAN_OBJ := $(LIB_SRC:src/%.c=build/asan/%.o) build/asan/gen_schema.o
+REL_OBJ := $(LIB_SRC:src/%.c=build/rel/%.o) build/rel/gen_schema.o build/rel/gen_ui.o
+ASAN_OBJ := $(LIB_SRC:src/%.c=build/asan/%.o) build/asan/gen_schema.o build/asan/gen_ui.o
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=build/tools/%)
 REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
@@ -45,31 +46,44 @@ build/asan/%.o: src/%.c
 
 build/gen/schema.c: $(SCHEMAS) tools/embed.sh
 	@mkdir -p $(@D)
-	sh tools/embed.sh $@ schema_files $(SCHEMAS)
+	@echo "  BUILD   $@"
+	@sh tools/embed.sh $@ schema_files $(SCHEMAS)
+build/gen/ui.c: $(UI_FILES) tools/embed.sh
+	@mkdir -p $(@D)
+	@echo "  BUILD   $@"
+	@sh tools/embed.sh $@ ui_files $(UI_FILES)
 build/rel/gen_%.o: build/gen/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_REL) $(INC) -c $< -o $@
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_REL) $(INC) -c $< -o $@
 build/asan/gen_%.o: build/gen/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ASAN) $(INC) -c $< -o $@
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_ASAN) $(INC) -c $< -o $@
 
 build/exhibit: build/rel/main.o $(REL_OBJ)
-	$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_REL) -o $@ $^ $(PKG_LIBS)
 build/asan/exhibit: build/asan/main.o $(ASAN_OBJ)
-	$(CC) $(CFLAGS_ASAN) -o $@ $^ $(PKG_LIBS)
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_ASAN) -o $@ $^ $(PKG_LIBS)
 build/asan/tests/%: tests/unit/%.c $(ASAN_OBJ) tests/unit/unit.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ASAN) $(INC) -Itests/unit -o $@ $< $(ASAN_OBJ) $(PKG_LIBS)
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_ASAN) $(INC) -Itests/unit -o $@ $< $(ASAN_OBJ) $(PKG_LIBS)
 build/asan/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(ASAN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ASAN) $(INC) -o $@ $< tests/fuzz/replay.c $(ASAN_OBJ) $(PKG_LIBS)
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_ASAN) $(INC) -o $@ $< tests/fuzz/replay.c $(ASAN_OBJ) $(PKG_LIBS)
 build/tools/%: tools/%.c $(REL_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_REL) $(INC) -o $@ $< $(REL_OBJ) $(PKG_LIBS)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) build/gen/schema.c
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_REL) $(INC) -o $@ $< $(REL_OBJ) $(PKG_LIBS)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) build/gen/schema.c build/gen/ui.c
 	@mkdir -p $(@D)
-	clang -O1 -g -fsanitize=fuzzer,address,undefined $(filter-out -Werror,$(WARN)) $(INC) \
-	    -o $@ $< $(LIB_SRC) build/gen/schema.c $(PKG_LIBS)
+	@echo "  BUILD   $@"
+	@clang -O1 -g -fsanitize=fuzzer,address,undefined $(filter-out -Werror,$(WARN)) $(INC) \
+	    -o $@ $< $(LIB_SRC) build/gen/schema.c build/gen/ui.c $(PKG_LIBS)
 
 -include $(wildcard build/rel/*.d build/asan/*.d)
 

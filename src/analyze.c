@@ -43,7 +43,9 @@ static json_t *build_meta(const image_result *ir, const exif_info *ex, const xmp
     json_object_set_new(exif, "offset_time_original", str_or_null(off));
     json_object_set_new(exif, "orientation",
                         ex->orientation ? json_integer(ex->orientation) : json_null());
-    json_object_set_new(exif, "software", str_or_null(ex->software));
+    /* PNGs carry the writing program in a text chunk rather than EXIF. */
+    const char *software = ex->software[0] ? ex->software : ir->software_text;
+    json_object_set_new(exif, "software", str_or_null(software));
     json_object_set_new(exif, "gps", ex->gps.present && ex->gps.valid
                                          ? json_pack("{s:f, s:f}", "lat", ex->gps.lat, "lon",
                                                      ex->gps.lon)
@@ -56,10 +58,18 @@ static json_t *build_meta(const image_result *ir, const exif_info *ex, const xmp
     json_object_set_new(xmp, "has_gps", json_boolean(xi->has_gps));
     /* The packet itself is kept (editors write their names there) within a bound; it can
      * hold a location, so it is redacted like GPS. */
-    if (ir->xmp && ir->xmp_len <= XMP_KEEP_MAX)
-        json_object_set_new(xmp, "packet", json_stringn_nocheck(ir->xmp, ir->xmp_len));
+    if (ir->xmp) {
+        /* Packets may be padded with NULs (HEIF) or be UTF-16 (older Adobe writers): keep the
+         * text up to the first NUL when it is valid UTF-8, otherwise say it was unreadable. */
+        size_t n = strnlen(ir->xmp, ir->xmp_len);
+        json_t *packet = n <= XMP_KEEP_MAX ? json_stringn(ir->xmp, n) : NULL;
+        if (packet)
+            json_object_set_new(xmp, "packet", packet);
+        else
+            json_object_set_new(xmp, "packet_unreadable", json_true());
+    }
 
-    const char *editor = exif_editor_name(ex->software);
+    const char *editor = exif_editor_name(software);
     if (!editor) editor = exif_editor_name(xi->creator_tool);
     if (!editor && xi->history_agents[0]) editor = exif_editor_name(xi->history_agents);
 

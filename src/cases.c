@@ -200,6 +200,42 @@ out:
     return rc;
 }
 
+ex_rc cases_find_by_order(app *a, const char *order_id, const key_info *viewer, json_t **out,
+                          ex_error *e)
+{
+    db_stmt *s = NULL;
+    json_t *list = json_array();
+    db_lock(a->db);
+    ex_rc rc = db_prepare(a->db,
+                          "SELECT case_id, order_id, buyer_id, seller_id, reason, category, "
+                          "status, opened_at, delivered_at FROM cases WHERE order_id = ?1 "
+                          "AND (?2 IS NULL OR buyer_id = ?2) ORDER BY id DESC LIMIT 50",
+                          &s, e);
+    if (!rc) {
+        static const char *const keys[] = {"case_id", "order_id", "buyer_id",
+                                           "seller_id", "reason",   "category",
+                                           "status",  "opened_at", "delivered_at"};
+        db_bind_text(s, 1, order_id);
+        db_bind_text(s, 2, viewer->role == ROLE_BUYER ? viewer->subject : NULL);
+        int r;
+        while ((r = db_step(s, e)) == DB_ROW) {
+            json_t *c = json_object();
+            for (int i = 0; i < 9; i++)
+                json_object_set_new(c, keys[i], json_string(db_col_text(s, i)));
+            json_array_append_new(list, c);
+        }
+        if (r < 0) rc = EX_EDB;
+    }
+    db_finalize(s);
+    db_unlock(a->db);
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
+    *out = json_pack("{s:o}", "cases", list);
+    return EX_OK;
+}
+
 static const char *const outcomes[] = {"refund_full", "refund_partial", "reject",
                                        "return_to_buyer"};
 

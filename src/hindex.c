@@ -299,7 +299,7 @@ static ex_rc hx_finish(const hindex *ix, const hx_cands *c, hindex_hit *out, siz
         h[i].id = ix->id[c->v[i].idx];
         h[i].distance = c->v[i].dist;
     }
-    /* An entry can be a candidate in several tables, and an id can own several entries. */
+    /* An id can own several entries (dihedral variants, regions). */
     qsort(h, c->n, sizeof *h, hx_cmp_id);
     size_t k = 0;
     for (size_t i = 0; i < c->n; i++)
@@ -429,8 +429,7 @@ static void hx_link(hindex *ix, size_t i)
 /* Folds the delta [m, n) into the CSR tables in place: each table grows to n entries, buckets
  * are moved from the last to the first (new offsets are never below old ones, so a bucket only
  * moves into space already vacated), then the delta entries are scattered into the gaps in
- * ascending order. The delta's hashes are read twice in all, not twice per table. Everything
- * that can fail is allocated before anything changes. */
+ * ascending order. Everything that can fail is allocated before anything changes. */
 static ex_rc hx_merge(hindex *ix, ex_error *e)
 {
     const size_t m = ix->m, n = ix->n;
@@ -444,38 +443,32 @@ static ex_rc hx_merge(hindex *ix, ex_error *e)
         ix->post[t] = p;
         ix->post_cap[t] = n;
     }
-    /* Per table: delta entries per bucket, then the next write position in each bucket. */
-    uint32_t *cur = calloc((size_t)HX_TABLES * HX_BUCKETS, sizeof *cur);
+    uint32_t *cur = malloc(HX_BUCKETS * sizeof *cur);
     uint32_t *noff = malloc((HX_BUCKETS + 1) * sizeof *noff);
     if (!cur || !noff) {
         free(cur);
         free(noff);
         return ex_fail(e, EX_ENOMEM, "out_of_memory", "no memory to index %zu hashes", n);
     }
-    for (size_t i = m; i < n; i++) {
-        const uint64_t *w = ix->hash + i * HX_WORDS;
-        for (int t = 0; t < HX_TABLES; t++)
-            cur[(size_t)t * HX_BUCKETS + hx_chunk(w, t)]++;
-    }
     for (int t = 0; t < HX_TABLES; t++) {
         uint32_t *off = ix->off + (size_t)t * (HX_BUCKETS + 1);
-        uint32_t *post = ix->post[t], *tc = cur + (size_t)t * HX_BUCKETS;
+        uint32_t *post = ix->post[t];
+        memset(cur, 0, HX_BUCKETS * sizeof *cur);
+        for (size_t i = m; i < n; i++)
+            cur[hx_chunk(ix->hash + i * HX_WORDS, t)]++;
         noff[0] = 0;
         for (size_t b = 0; b < HX_BUCKETS; b++)
-            noff[b + 1] = noff[b] + (off[b + 1] - off[b]) + tc[b];
+            noff[b + 1] = noff[b] + (off[b + 1] - off[b]) + cur[b];
         assert(noff[HX_BUCKETS] == n);
         for (size_t b = HX_BUCKETS; b-- > 0;) {
             uint32_t len = off[b + 1] - off[b];
             if (len && noff[b] != off[b])
                 memmove(post + noff[b], post + off[b], len * sizeof *post);
-            tc[b] = noff[b] + len;
+            cur[b] = noff[b] + len;
         }
+        for (size_t i = m; i < n; i++)
+            post[cur[hx_chunk(ix->hash + i * HX_WORDS, t)]++] = (uint32_t)i;
         memcpy(off, noff, (HX_BUCKETS + 1) * sizeof *off);
-    }
-    for (size_t i = m; i < n; i++) {
-        const uint64_t *w = ix->hash + i * HX_WORDS;
-        for (int t = 0; t < HX_TABLES; t++)
-            ix->post[t][cur[(size_t)t * HX_BUCKETS + hx_chunk(w, t)]++] = (uint32_t)i;
     }
     free(cur);
     free(noff);
@@ -492,10 +485,11 @@ static ex_rc hx_merge(hindex *ix, ex_error *e)
 
 /* ---- public API ---------------------------------------------------------------------------- */
 
-static inline void hx_rdlock(const hindex *ix)
+/* Locking is not a logical modification; queries take a const index. Fails only when the
+ * system's reader count limit is hit. */
+static inline bool hx_rdlock(const hindex *ix)
 {
-    /* Locking is not a logical modification; queries take a const index. */
-    pthread_rwlock_rdlock(&((hindex *)ix)->lock);
+    return pthread_rwlock_rdlock(&((hindex *)ix)->lock) == 0;
 }
 
 static inline void hx_unlock(const hindex *ix)
@@ -642,6 +636,24 @@ static bool hx_probe(const hindex *ix, int t, uint32_t b, const uint64_t *q, int
     return true;
 }
 
+/* Drops the hits found in table t that an earlier table already produced. An entry is a
+ * candidate in table u exactly when its chunk u is within s[u] - 1 bits of the query's chunk,
+ * so this keeps each entry once: a photo stored thousands of times then costs thousands of
+ * hits, not sixteen times that. Only hits are re-checked, not every candidate. */
+static void hx_drop_seen(const hindex *ix, hx_cands *c, size_t first, const uint64_t *q,
+                         const uint8_t *s, int t)
+{
+    size_t k = first;
+    for (size_t i = first; i < c->n; i++) {
+        const uint64_t *w = ix->hash + (size_t)c->v[i].idx * HX_WORDS;
+        bool seen = false;
+        for (int u = 0; u < t && !seen; u++)
+            seen = __builtin_popcount(hx_chunk(w, u) ^ hx_chunk(q, u)) < s[u];
+        if (!seen) c->v[k++] = c->v[i];
+    }
+    c->n = k;
+}
+
 ex_rc hindex_query(const hindex *ix, const uint8_t q[HINDEX_HASH_BYTES], int radius,
                    hindex_hit *out, size_t max, size_t *n, ex_error *e)
 {
@@ -649,9 +661,10 @@ ex_rc hindex_query(const hindex *ix, const uint8_t q[HINDEX_HASH_BYTES], int rad
     if (rc != EX_OK) return rc;
     uint64_t qw[HX_WORDS];
     hx_load(qw, q);
+    if (!hx_rdlock(ix))
+        return ex_fail(e, EX_EBUSY, "hindex_busy", "too many concurrent hash queries");
     hx_cands c;
     hx_cands_init(&c);
-    hx_rdlock(ix);
     uint64_t cost[HX_TABLES][3];
     for (int t = 0; t < HX_TABLES; t++) {
         uint32_t b = hx_chunk(qw, t);
@@ -666,9 +679,11 @@ ex_rc hindex_query(const hindex *ix, const uint8_t q[HINDEX_HASH_BYTES], int rad
     bool ok = true;
     for (int t = 0; t < HX_TABLES && ok; t++) {
         uint32_t b = hx_chunk(qw, t);
+        size_t first = c.n;
         if (s[t] >= 1) ok = hx_probe(ix, t, b, qw, radius, &c);
         for (int j = 0; j < 16 && ok && s[t] == 2; j++)
             ok = hx_probe(ix, t, b ^ (1u << j), qw, radius, &c);
+        hx_drop_seen(ix, &c, first, qw, s, t);
     }
     if (ok)
         rc = hx_finish(ix, &c, out, max, n, e);
@@ -686,9 +701,10 @@ ex_rc hindex_scan(const hindex *ix, const uint8_t q[HINDEX_HASH_BYTES], int radi
     if (rc != EX_OK) return rc;
     uint64_t qw[HX_WORDS];
     hx_load(qw, q);
+    if (!hx_rdlock(ix))
+        return ex_fail(e, EX_EBUSY, "hindex_busy", "too many concurrent hash queries");
     hx_cands c;
     hx_cands_init(&c);
-    hx_rdlock(ix);
     enum { BLOCK = 4096 };
     bool ok = true;
     for (size_t i = 0; i < ix->n && ok; i += BLOCK) {
@@ -707,8 +723,7 @@ ex_rc hindex_scan(const hindex *ix, const uint8_t q[HINDEX_HASH_BYTES], int radi
 
 size_t hindex_size(const hindex *ix)
 {
-    if (!ix) return 0;
-    hx_rdlock(ix);
+    if (!ix || !hx_rdlock(ix)) return 0;
     size_t n = ix->n;
     hx_unlock(ix);
     return n;
@@ -716,8 +731,7 @@ size_t hindex_size(const hindex *ix)
 
 size_t hindex_memory(const hindex *ix)
 {
-    if (!ix) return 0;
-    hx_rdlock(ix);
+    if (!ix || !hx_rdlock(ix)) return 0;
     size_t bytes = sizeof *ix;
     bytes += ix->hash_cap * HX_WORDS * sizeof *ix->hash + ix->id_cap * sizeof *ix->id;
     for (int t = 0; t < HX_TABLES; t++)

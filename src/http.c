@@ -26,6 +26,8 @@
 #include "exhibit/log.h"
 #include "exhibit/metrics.h"
 #include "exhibit/multipart.h"
+#include "exhibit/session.h"
+#include "exhibit/embedded.h"
 #include "exhibit/util.h"
 
 enum route {
@@ -42,22 +44,41 @@ enum route {
     R_EVIDENCE_SIMILAR,
     R_INSPECTION,
     R_DECISION,
+    R_CASE_LIST,
+    R_SESSION,
+    R_UI_LOGIN_PAGE,
+    R_UI_LOGIN,
+    R_UI_LOGOUT,
+    R_UI_INSPECT,
+    R_UI_CASE,
+    R_UI_ASSET,
+    R_ROOT,
     R_COUNT
 };
 
 static const char *const route_names[R_COUNT] = {
-    "unknown", "healthz", "metrics", "case_create", "case_get", "evidence_upload",
-    "evidence_get", "evidence_original", "evidence_thumb", "evidence_preview",
-    "evidence_similar", "inspection_create", "decision_create",
+    "unknown",          "healthz",
+    "metrics",          "case_create",
+    "case_get",         "evidence_upload",
+    "evidence_get",     "evidence_original",
+    "evidence_thumb",   "evidence_preview",
+    "evidence_similar", "inspection_create",
+    "decision_create",  "case_list",
+    "session",          "ui_login_page",
+    "ui_login",         "ui_logout",
+    "ui_inspect",       "ui_case",
+    "ui_asset",         "root",
 };
 
 #define ROLE_BIT(r) (1u << (r))
-#define ANY_ROLE                                                                               \
-    (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_PLATFORM) | ROLE_BIT(ROLE_BUYER) |                   \
+#define ANY_ROLE                                                                                   \
+    (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_PLATFORM) | ROLE_BIT(ROLE_BUYER) |                       \
      ROLE_BIT(ROLE_WAREHOUSE) | ROLE_BIT(ROLE_MEDIATOR))
 #define PUBLIC 0u
 
-enum body_kind { BODY_NONE, BODY_JSON, BODY_UPLOAD };
+enum body_kind { BODY_NONE, BODY_JSON, BODY_UPLOAD, BODY_FORM };
+#define STAFF (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_WAREHOUSE) | ROLE_BIT(ROLE_MEDIATOR))
+#define SESSION_TTL_S (8 * 3600)
 
 /* Path patterns: '*' is one id segment. The first pattern that matches the path decides the
  * route; a path that matches with another method is 405. */
@@ -67,27 +88,39 @@ static const struct route_def {
     const char *pattern;
     unsigned roles; /* PUBLIC: no key needed */
     enum body_kind body;
+    int html; /* a browser page: auth failures redirect to sign-in, others are HTML */
 } routes[] = {
-    {R_HEALTH, "GET", "/healthz", PUBLIC, BODY_NONE},
-    {R_METRICS, "GET", "/metrics", PUBLIC, BODY_NONE},
-    {R_CASE_CREATE, "POST", "/v1/cases", ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_PLATFORM),
-     BODY_JSON},
-    {R_CASE_GET, "GET", "/v1/cases/*", ANY_ROLE, BODY_NONE},
+    {R_HEALTH, "GET", "/healthz", PUBLIC, BODY_NONE, 0},
+    {R_METRICS, "GET", "/metrics", PUBLIC, BODY_NONE, 0},
+    {R_CASE_CREATE, "POST", "/v1/cases", ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_PLATFORM), BODY_JSON,
+     0},
+    {R_CASE_GET, "GET", "/v1/cases/*", ANY_ROLE, BODY_NONE, 0},
     {R_UPLOAD, "POST", "/v1/cases/*/evidence",
      ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_BUYER) | ROLE_BIT(ROLE_WAREHOUSE) |
          ROLE_BIT(ROLE_MEDIATOR),
-     BODY_UPLOAD},
-    {R_EVIDENCE_GET, "GET", "/v1/evidence/*", ANY_ROLE, BODY_NONE},
+     BODY_UPLOAD, 0},
+    {R_EVIDENCE_GET, "GET", "/v1/evidence/*", ANY_ROLE, BODY_NONE, 0},
     {R_EVIDENCE_ORIGINAL, "GET", "/v1/evidence/*/original",
-     ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_MEDIATOR), BODY_NONE},
-    {R_EVIDENCE_THUMB, "GET", "/v1/evidence/*/thumb", ANY_ROLE, BODY_NONE},
-    {R_EVIDENCE_PREVIEW, "GET", "/v1/evidence/*/preview", ANY_ROLE, BODY_NONE},
+     ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_MEDIATOR), BODY_NONE, 0},
+    {R_EVIDENCE_THUMB, "GET", "/v1/evidence/*/thumb", ANY_ROLE, BODY_NONE, 0},
+    {R_EVIDENCE_PREVIEW, "GET", "/v1/evidence/*/preview", ANY_ROLE, BODY_NONE, 0},
     {R_EVIDENCE_SIMILAR, "GET", "/v1/evidence/*/similar",
-     ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_MEDIATOR) | ROLE_BIT(ROLE_PLATFORM), BODY_NONE},
+     ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_MEDIATOR) | ROLE_BIT(ROLE_PLATFORM), BODY_NONE, 0},
     {R_INSPECTION, "POST", "/v1/cases/*/inspections",
-     ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_WAREHOUSE), BODY_UPLOAD},
+     ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_WAREHOUSE), BODY_UPLOAD, 0},
     {R_DECISION, "POST", "/v1/cases/*/decision", ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_MEDIATOR),
-     BODY_JSON},
+     BODY_JSON, 0},
+    {R_CASE_LIST, "GET", "/v1/cases", STAFF | ROLE_BIT(ROLE_PLATFORM), BODY_NONE, 0},
+    {R_SESSION, "GET", "/v1/session", ANY_ROLE, BODY_NONE, 0},
+    {R_UI_LOGIN_PAGE, "GET", "/ui/login", PUBLIC, BODY_NONE, 1},
+    {R_UI_LOGIN, "POST", "/ui/login", PUBLIC, BODY_FORM, 1},
+    {R_UI_LOGOUT, "POST", "/ui/logout", STAFF, BODY_NONE, 1},
+    {R_UI_INSPECT, "GET", "/ui/inspect", ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_WAREHOUSE), BODY_NONE,
+     1},
+    {R_UI_CASE, "GET", "/ui/cases", ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_MEDIATOR), BODY_NONE, 1},
+    {R_UI_CASE, "GET", "/ui/cases/*", ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_MEDIATOR), BODY_NONE, 1},
+    {R_UI_ASSET, "GET", "/ui/assets/*", PUBLIC, BODY_NONE, 0},
+    {R_ROOT, "GET", "/", PUBLIC, BODY_NONE, 0},
 };
 
 struct http_server {
@@ -108,6 +141,9 @@ typedef struct req {
     double t0;
     key_info key;
     int has_key;
+    int via_cookie; /* authenticated by a browser session: CSRF rules apply */
+    char csrf[SESSION_TOKEN_LEN];
+    time_t session_expires;
     int status;
     int queued;
     ex_rc err; /* first error while reading the body: answered at the end */
@@ -150,15 +186,13 @@ static enum MHD_Result queue(req *r, struct MHD_Connection *conn, int status,
     return ok;
 }
 
-static enum MHD_Result respond_json(req *r, struct MHD_Connection *conn, int status,
-                                    json_t *body)
+static enum MHD_Result respond_json(req *r, struct MHD_Connection *conn, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(body);
     if (!text) return MHD_NO;
     size_t len = strlen(text);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -191,8 +225,7 @@ static enum MHD_Result respond_error(req *r, struct MHD_Connection *conn, int st
     return queue(r, conn, status, resp);
 }
 
-static enum MHD_Result respond_rc(req *r, struct MHD_Connection *conn, ex_rc rc,
-                                  const ex_error *e)
+static enum MHD_Result respond_rc(req *r, struct MHD_Connection *conn, ex_rc rc, const ex_error *e)
 {
     int status = ex_rc_status(rc);
     const char *code = e && e->code[0] ? e->code : ex_rc_code(rc);
@@ -206,10 +239,167 @@ static enum MHD_Result respond_rc(req *r, struct MHD_Connection *conn, ex_rc rc,
     return respond_error(r, conn, status, code, msg);
 }
 
+/* ---- browser pages -------------------------------------------------------------------- */
+
+static const struct embedded_file *find_asset(const char *name)
+{
+    for (size_t i = 0; i < ui_files_count; i++)
+        if (strcmp(ui_files[i].name, name) == 0) return &ui_files[i];
+    return NULL;
+}
+
+static const char *content_type_for(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    static const char *const types[][2] = {{".html", "text/html; charset=utf-8"},
+                                           {".css", "text/css; charset=utf-8"},
+                                           {".js", "text/javascript; charset=utf-8"},
+                                           {".svg", "image/svg+xml"},
+                                           {".png", "image/png"},
+                                           {".ico", "image/x-icon"}};
+    for (size_t i = 0; dot && i < sizeof types / sizeof *types; i++)
+        if (strcmp(dot, types[i][0]) == 0) return types[i][1];
+    return "application/octet-stream";
+}
+
+/* Pages only ever load our own scripts and images; nothing may frame them. */
+static void add_page_headers(struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
+                            "style-src 'self'; object-src 'none'; base-uri 'none'; "
+                            "form-action 'self'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+}
+
+static enum MHD_Result send_asset(req *r, struct MHD_Connection *conn, int status, const char *name)
+{
+    const struct embedded_file *f = find_asset(name);
+    if (!f) return respond_error(r, conn, 404, "not_found", "no such page or asset");
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", content_type_for(name));
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    add_page_headers(resp);
+    return queue(r, conn, status, resp);
+}
+
+static enum MHD_Result respond_redirect(req *r, struct MHD_Connection *conn, const char *location,
+                                        const char *cookie)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Location", location);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (cookie) MHD_add_response_header(resp, "Set-Cookie", cookie);
+    return queue(r, conn, 303, resp);
+}
+
+/* A small HTML error page; msg is our own text, never request data. */
+static enum MHD_Result respond_html_error(req *r, struct MHD_Connection *conn, int status,
+                                          const char *msg)
+{
+    char *page = NULL;
+    if (asprintf(&page,
+                 "<!doctype html><meta charset=utf-8><title>exhibit</title>"
+                 "<link rel=stylesheet href=/ui/assets/app.css><main class=narrow>"
+                 "<h1>Not allowed</h1><p>%s.</p><form method=get action=/ui/login>"
+                 "<button>Sign in with another key</button></form></main>",
+                 msg) < 0)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(page), page, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(page);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    add_page_headers(resp);
+    r->err = EX_EFORBIDDEN;
+    snprintf(r->e.code, sizeof r->e.code, "forbidden");
+    return queue(r, conn, status, resp);
+}
+
+/* `next` targets are our own pages only: a path under /ui/ in a strict character set, so it
+ * can go into a Location header unescaped and can never point at another site. */
+static int safe_next(const char *next)
+{
+    if (!next || strncmp(next, "/ui/", 4) != 0 || strlen(next) > 120) return 0;
+    for (const char *p = next; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '/' || *p == '_' || *p == '-'))
+            return 0;
+    return strstr(next, "//") == NULL;
+}
+
+static enum MHD_Result redirect_to_login(req *r, struct MHD_Connection *conn, const char *path)
+{
+    char loc[200];
+    if (safe_next(path))
+        snprintf(loc, sizeof loc, "/ui/login?next=%s", path);
+    else
+        snprintf(loc, sizeof loc, "/ui/login");
+    return respond_redirect(r, conn, loc, NULL);
+}
+
+/* Decodes one application/x-www-form-urlencoded field; 0 when absent or too long. */
+static int form_field(const char *body, size_t len, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - p) > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t o = 0;
+            for (const char *q = p + nlen + 1; q < stop; q++) {
+                if (o + 1 >= cap) return 0;
+                int c = (unsigned char)*q;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%' && stop - q > 2) {
+                    char hex[3] = {q[1], q[2], 0};
+                    char *e;
+                    long v = strtol(hex, &e, 16);
+                    if (*e) return 0;
+                    c = (int)v;
+                    q += 2;
+                }
+                if (c == 0) return 0;
+                out[o++] = (char)c;
+            }
+            out[o] = '\0';
+            return 1;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+/* Same-origin check for cookie-authenticated writes: the page's token in X-CSRF-Token, and,
+ * when the browser sends one, an Origin naming this host. */
+static int csrf_ok(req *r, struct MHD_Connection *conn)
+{
+    const char *tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CSRF-Token");
+    if (!tok || !session_token_equal(tok, r->csrf)) return 0;
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    if (origin && strcmp(origin, "null") != 0) {
+        const char *o = strstr(origin, "://");
+        if (!host || !o || strcmp(o + 3, host) != 0) return 0;
+    }
+    return 1;
+}
+
 /* ---- routing and auth ---------------------------------------------------------------- */
 
-/* Matches path against pattern; copies a '*' segment into id. Ids are [A-Za-z0-9_-]{1,64}:
- * anything else cannot name a stored object, so it does not match (404). */
+/* Matches path against pattern; copies a '*' segment into id. Ids are [A-Za-z0-9_.-]{1,64}
+ * (the dot only for asset names, which are looked up in a table, never on disk): anything
+ * else cannot name a stored object, so it does not match (404). */
 static int match_path(const char *pattern, const char *path, char *id, size_t cap)
 {
     const char *p = pattern, *s = path;
@@ -219,7 +409,7 @@ static int match_path(const char *pattern, const char *path, char *id, size_t ca
             while (s[n] && s[n] != '/') {
                 char ch = s[n];
                 if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
                     return 0;
                 n++;
             }
@@ -252,14 +442,28 @@ static const struct route_def *find_route(const char *method, const char *path, 
     return NULL;
 }
 
+/* A Bearer key, or else the browser session cookie. */
 static ex_rc authenticate(req *r, struct MHD_Connection *conn, ex_error *e)
 {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "exhibit_session");
+    if (!h && cookie) {
+        session_info si;
+        ex_rc rc = session_lookup(r->srv->a->db, cookie, &si, e);
+        if (rc) return rc;
+        r->key = si.key;
+        r->has_key = 1;
+        r->via_cookie = 1;
+        memcpy(r->csrf, si.csrf, sizeof r->csrf);
+        r->session_expires = si.expires_at;
+        return EX_OK;
+    }
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
         return ex_fail(e, EX_EAUTH, "unauthorized",
                        "this endpoint needs an API key: send Authorization: Bearer <key>");
     h += 7;
-    while (*h == ' ') h++;
+    while (*h == ' ')
+        h++;
     ex_rc rc = keys_lookup(r->srv->a->db, h, &r->key, e);
     if (!rc) r->has_key = 1;
     return rc;
@@ -375,8 +579,7 @@ static enum MHD_Result handle_metrics(req *r, struct MHD_Connection *conn)
     size_t len = 0;
     char *text = metrics_render(r->srv->a->metrics, &len);
     if (!text) return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -531,22 +734,120 @@ static enum MHD_Result handle_derivative(req *r, struct MHD_Connection *conn, in
     return send_blob(r, conn, sha, "image/jpeg", "private, max-age=31536000, immutable");
 }
 
+static enum MHD_Result handle_case_list(req *r, struct MHD_Connection *conn)
+{
+    ex_error e = {{0}, {0}};
+    json_t *out = NULL;
+    const char *order = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "order_id");
+    if (!order || !*order || strlen(order) > 128)
+        return respond_error(r, conn, 400, "missing_field",
+                             "query parameter 'order_id' is required (GET /v1/cases?order_id=...)");
+    ex_rc rc = cases_find_by_order(r->srv->a, order, &r->key, &out, &e);
+    if (rc) return respond_rc(r, conn, rc, &e);
+    return respond_json(r, conn, 200, out);
+}
+
+static enum MHD_Result handle_session(req *r, struct MHD_Connection *conn)
+{
+    json_t *o = json_pack("{s:s, s:I, s:s}", "role", key_role_name(r->key.role), "key_id",
+                          (json_int_t)r->key.id, "subject", r->key.subject);
+    if (r->via_cookie) {
+        char t[UTIL_TIME_LEN];
+        util_time_format(r->session_expires, t);
+        json_object_set_new(o, "csrf_token", json_string(r->csrf));
+        json_object_set_new(o, "expires_at", json_string(t));
+    }
+    return respond_json(r, conn, 200, o);
+}
+
+static enum MHD_Result handle_login(req *r, struct MHD_Connection *conn)
+{
+    char key[128] = "", next[160] = "", loc[256], token[SESSION_TOKEN_LEN], cookie[200];
+    ex_error e = {{0}, {0}};
+    key_info k;
+    session_info si;
+    form_field(r->json ? r->json : "", r->json_len, "key", key, sizeof key);
+    if (!form_field(r->json ? r->json : "", r->json_len, "next", next, sizeof next) ||
+        !safe_next(next))
+        next[0] = '\0';
+    const char *q = next[0] ? "&next=" : "";
+    if (keys_lookup(r->srv->a->db, key, &k, &e) != EX_OK) {
+        snprintf(loc, sizeof loc, "/ui/login?error=bad_key%s%s", q, next);
+        snprintf(r->e.code, sizeof r->e.code, "bad_key");
+        return respond_redirect(r, conn, loc, NULL);
+    }
+    if (!(STAFF & ROLE_BIT(k.role))) {
+        snprintf(loc, sizeof loc, "/ui/login?error=role_not_allowed%s%s", q, next);
+        snprintf(r->e.code, sizeof r->e.code, "role_not_allowed");
+        return respond_redirect(r, conn, loc, NULL);
+    }
+    ex_rc rc = session_create(r->srv->a->db, &k, SESSION_TTL_S, token, &si, &e);
+    if (rc) return respond_rc(r, conn, rc, &e);
+    r->key = k;
+    r->has_key = 1;
+    snprintf(cookie, sizeof cookie,
+             "exhibit_session=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d", token,
+             SESSION_TTL_S);
+    if (!next[0])
+        snprintf(next, sizeof next, k.role == ROLE_WAREHOUSE ? "/ui/inspect" : "/ui/cases");
+    return respond_redirect(r, conn, next, cookie);
+}
+
+static enum MHD_Result handle_logout(req *r, struct MHD_Connection *conn)
+{
+    ex_error e = {{0}, {0}};
+    const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "exhibit_session");
+    if (session_end(r->srv->a->db, cookie, &e)) return respond_rc(r, conn, EX_EDB, &e);
+    return respond_redirect(r, conn, "/ui/login",
+                            "exhibit_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+}
+
 static enum MHD_Result dispatch(req *r, struct MHD_Connection *conn)
 {
     switch (r->route) {
-    case R_HEALTH: return handle_health(r, conn);
-    case R_METRICS: return handle_metrics(r, conn);
-    case R_CASE_CREATE: return handle_case_create(r, conn);
-    case R_CASE_GET: return handle_case_get(r, conn);
+    case R_HEALTH:
+        return handle_health(r, conn);
+    case R_METRICS:
+        return handle_metrics(r, conn);
+    case R_CASE_CREATE:
+        return handle_case_create(r, conn);
+    case R_CASE_GET:
+        return handle_case_get(r, conn);
     case R_UPLOAD:
-    case R_INSPECTION: return upload_finish(r, conn);
-    case R_DECISION: return handle_decision(r, conn);
-    case R_EVIDENCE_SIMILAR: return handle_similar(r, conn);
-    case R_EVIDENCE_GET: return handle_evidence_get(r, conn);
-    case R_EVIDENCE_ORIGINAL: return handle_original(r, conn);
-    case R_EVIDENCE_THUMB: return handle_derivative(r, conn, 0);
-    case R_EVIDENCE_PREVIEW: return handle_derivative(r, conn, 1);
-    default: return respond_error(r, conn, 404, "not_found", "no such endpoint");
+    case R_INSPECTION:
+        return upload_finish(r, conn);
+    case R_DECISION:
+        return handle_decision(r, conn);
+    case R_EVIDENCE_SIMILAR:
+        return handle_similar(r, conn);
+    case R_CASE_LIST:
+        return handle_case_list(r, conn);
+    case R_SESSION:
+        return handle_session(r, conn);
+    case R_UI_LOGIN_PAGE:
+        return send_asset(r, conn, 200, "login.html");
+    case R_UI_LOGIN:
+        return handle_login(r, conn);
+    case R_UI_LOGOUT:
+        return handle_logout(r, conn);
+    case R_UI_INSPECT:
+        return send_asset(r, conn, 200, "inspect.html");
+    case R_UI_CASE:
+        return send_asset(r, conn, 200, "case.html");
+    case R_UI_ASSET:
+        return send_asset(r, conn, 200, r->id);
+    case R_ROOT:
+        return respond_redirect(r, conn, "/ui/login", NULL);
+    case R_EVIDENCE_GET:
+        return handle_evidence_get(r, conn);
+    case R_EVIDENCE_ORIGINAL:
+        return handle_original(r, conn);
+    case R_EVIDENCE_THUMB:
+        return handle_derivative(r, conn, 0);
+    case R_EVIDENCE_PREVIEW:
+        return handle_derivative(r, conn, 1);
+    default:
+        return respond_error(r, conn, 404, "not_found", "no such endpoint");
     }
 }
 
@@ -572,16 +873,24 @@ static enum MHD_Result begin_request(req *r, struct MHD_Connection *conn, const 
     r->route = r->def->route;
     if (r->def->roles != PUBLIC) {
         ex_rc rc = authenticate(r, conn, &e);
+        if (rc && r->def->html) return redirect_to_login(r, conn, url);
         if (rc) return respond_rc(r, conn, rc, &e);
         if (!(r->def->roles & ROLE_BIT(r->key.role))) {
             char msg[160];
-            snprintf(msg, sizeof msg, "a %s key may not use this endpoint",
-                     key_role_name(r->key.role));
+            snprintf(msg, sizeof msg, "a %s key may not use this %s", key_role_name(r->key.role),
+                     r->def->html ? "page" : "endpoint");
+            if (r->def->html) return respond_html_error(r, conn, 403, msg);
             return respond_error(r, conn, 403, "forbidden", msg);
         }
+        if (r->via_cookie && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+            !csrf_ok(r, conn))
+            return respond_error(r, conn, 403, "csrf_failed",
+                                 "this request came from a page that is not exhibit's own, or "
+                                 "lacks its X-CSRF-Token header: reload the page and try again");
     }
     r->limit = r->def->body == BODY_UPLOAD ? a->cfg.max_body
                : r->def->body == BODY_JSON ? a->cfg.max_json_body
+               : r->def->body == BODY_FORM ? 4096
                                            : 0;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl && r->def->body != BODY_NONE) {
@@ -603,9 +912,8 @@ static enum MHD_Result begin_request(req *r, struct MHD_Connection *conn, const 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     http_server *srv = cls;
     req *r = *con_cls;
@@ -639,7 +947,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         }
         if (r->err) return MHD_YES; /* drain after an error; answered at the end */
-        if (r->def->body == BODY_JSON) {
+        if (r->def->body == BODY_JSON || r->def->body == BODY_FORM) {
             char *p = realloc(r->json, r->json_len + n + 1);
             if (!p) {
                 r->err = ex_fail(&r->e, EX_ENOMEM, "out_of_memory", "out of memory");
@@ -667,8 +975,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     double secs = util_mono_now() - r->t0;
     int status = r->status ? r->status : 499; /* 499: client went away before an answer */
-    static const char *const terms[] = {"ok", "error", "timeout", "shutdown", "read_error",
-                                        "client_abort"};
+    static const char *const terms[] = {"ok",       "error",      "timeout",
+                                        "shutdown", "read_error", "client_abort"};
     const char *term = (unsigned)toe < sizeof terms / sizeof *terms ? terms[toe] : "other";
     log_event("info", "request",
               "rid=%llu method=%s path=%s route=%s status=%d ms=%.1f bytes_in=%llu role=%s "
@@ -735,11 +1043,10 @@ ex_rc http_start(app *a, http_server **out, int *port, ex_error *e)
     /* The logger goes first so that errors about later options reach it. */
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, a->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        a->cfg.max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)a->cfg.conn_memory,
-        MHD_OPTION_CONNECTION_TIMEOUT, a->cfg.conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, a->cfg.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, a->cfg.max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)a->cfg.conn_memory, MHD_OPTION_CONNECTION_TIMEOUT, a->cfg.conn_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
         NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
@@ -758,7 +1065,8 @@ void http_stop(http_server *s, int grace_s)
     if (!s) return;
     MHD_quiesce_daemon(s->d); /* stop accepting; in-flight requests go on */
     double until = util_mono_now() + grace_s;
-    while (atomic_load(&s->inflight) > 0 && util_mono_now() < until) usleep(20000);
+    while (atomic_load(&s->inflight) > 0 && util_mono_now() < until)
+        usleep(20000);
     MHD_stop_daemon(s->d);
     metrics_free(s->a->metrics);
     s->a->metrics = NULL;

@@ -197,7 +197,7 @@ void image_limits_default(image_limits *l)
     l->max_width = 32768;
     l->max_height = 32768;
     l->max_pixels = 220000000u;
-    l->max_pixels_buffered = 100000000u;
+    l->max_pixels_buffered = 64000000u;
 }
 
 /* ---- decoding ---------------------------------------------------------------------------- */
@@ -286,6 +286,86 @@ static int heif_xmp_copy(VipsImage *im, char **out, size_t *len)
     }
     g_strfreev(fields);
     return rc;
+}
+
+/* libvips gives JPEG "iptc-data" as the whole Photoshop APP13 block, which may hold other
+ * resources (thumbnails, slices) and no IPTC at all. IPTC records are image resource 0x0404;
+ * a bare IPTC stream starts with a 0x1C record marker. */
+static int iptc_has_records(const uint8_t *p, size_t n)
+{
+    static const char ps[] = "Photoshop 3.0";
+    if (n > 0 && p[0] == 0x1c) return 1;
+    if (n >= sizeof ps && memcmp(p, ps, sizeof ps) == 0) {
+        p += sizeof ps;
+        n -= sizeof ps;
+    }
+    while (n >= 12 && memcmp(p, "8BIM", 4) == 0) {
+        unsigned id = (unsigned)p[4] << 8 | p[5];
+        size_t name = 1 + (size_t)p[6];
+        name += name & 1;
+        if (6 + name + 4 > n) return 0;
+        const uint8_t *q = p + 6 + name;
+        size_t size = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+        if (id == 0x0404 && size > 0) return 1;
+        size_t step = 6 + name + 4 + size + (size & 1);
+        if (step > n) return 0;
+        p += step;
+        n -= step;
+    }
+    return 0;
+}
+
+static int has_iptc(VipsImage *im)
+{
+    const void *data;
+    size_t n;
+    if (vips_image_get_blob(im, VIPS_META_IPTC_NAME, &data, &n) != 0) return 0;
+    return iptc_has_records(data, n);
+}
+
+/* A PNG's eXIf chunk (libvips 8.14 does not expose it; writers put it before or after the
+ * image data): walks the chunk headers with pread, bounded by the file size, a chunk count and
+ * a 64 KiB cap on the chunk. 0 when copied or absent,
+ * -1 on allocation failure. */
+static int png_exif_copy(int fd, off_t size, uint8_t **out, size_t *len)
+{
+    off_t pos = 8; /* after the signature */
+    uint8_t hdr[8];
+    for (int chunks = 0; chunks < 100000 && pos + 12 <= size; chunks++) {
+        if (pread(fd, hdr, sizeof hdr, pos) != (ssize_t)sizeof hdr) return 0;
+        uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+        if (memcmp(hdr + 4, "IEND", 4) == 0) return 0;
+        if ((off_t)n > size - pos - 12) return 0;
+        if (memcmp(hdr + 4, "eXIf", 4) == 0) {
+            if (n == 0 || n > 65536) return 0;
+            uint8_t *p = malloc(n);
+            if (!p) return -1;
+            if (pread(fd, p, n, pos + 8) != (ssize_t)n) {
+                free(p);
+                return 0;
+            }
+            *out = p;
+            *len = n;
+            return 0;
+        }
+        pos += 12 + (off_t)n;
+    }
+    return 0;
+}
+
+/* A PNG tEXt/iTXt "Software" chunk (editors write their names there instead of EXIF). */
+static void png_software(VipsImage *im, char *out, size_t cap)
+{
+    gchar **fields = vips_image_get_fields(im);
+    for (gchar **f = fields; f && *f; f++) {
+        const char *v = NULL;
+        if (vips_isprefix("png-comment-", *f) && g_str_has_suffix(*f, "-Software") &&
+            vips_image_get_string(im, *f, &v) == 0 && v) {
+            snprintf(out, cap, "%s", v);
+            break;
+        }
+    }
+    g_strfreev(fields);
 }
 
 /* Whether the embedded ICC profile describes these pixels: an RGB profile on RGB(A), a CMYK
@@ -455,12 +535,15 @@ ex_rc image_process(const char *path, const image_limits *lim, image_result *out
     }
 
     r.orientation = is_heif ? 1 : vips_image_get_orientation(probe);
-    r.has_iptc = vips_image_get_typeof(probe, VIPS_META_IPTC_NAME) != 0;
+    r.has_iptc = has_iptc(probe);
+    if (r.type == IMAGE_PNG) png_software(probe, r.software_text, sizeof r.software_text);
     r.has_icc = vips_image_get_typeof(probe, VIPS_META_ICC_NAME) != 0;
     uint8_t *xmp = NULL;
     int mfail = meta_blob_copy(probe, VIPS_META_EXIF_NAME, &r.exif, &r.exif_len) ||
                 meta_blob_copy(probe, VIPS_META_XMP_NAME, &xmp, &r.xmp_len);
     r.xmp = (char *)xmp;
+    if (!mfail && r.type == IMAGE_PNG && !r.exif)
+        mfail = png_exif_copy(fd, st.st_size, &r.exif, &r.exif_len);
     if (mfail || (is_heif && !r.xmp && heif_xmp_copy(probe, &r.xmp, &r.xmp_len))) {
         rc = ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory reading image metadata");
         goto done;

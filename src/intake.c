@@ -40,6 +40,8 @@ struct intake {
     char *notes;
     int64_t inspection_rowid;
     char inspection_id[40];
+    char (*link_ids)[40]; /* earlier uploads of this case to attach to the inspection */
+    size_t nlink;
 };
 
 static const char *const grades[] = {"as_new",     "opened",        "used",        "damaged",
@@ -71,6 +73,7 @@ void intake_free(intake *u)
     free(u->files);
     free(u->note);
     free(u->notes);
+    free(u->link_ids);
     free(u);
 }
 
@@ -151,6 +154,17 @@ ex_rc intake_set_field(intake *u, const char *name, const char *value, ex_error 
                        "missing_parts, not_received");
     }
     if (u->inspection && strcmp(name, "notes") == 0) return set_text(&u->notes, name, value, e);
+    if (u->inspection && strcmp(name, "evidence_id") == 0) {
+        if (strlen(value) >= sizeof *u->link_ids || u->nlink >= u->a->cfg.max_files)
+            return ex_fail(e, EX_EINVAL, "invalid_field",
+                           "field 'evidence_id': at most %u ids of this case's photos",
+                           u->a->cfg.max_files);
+        char(*ids)[40] = realloc(u->link_ids, (u->nlink + 1) * sizeof *ids);
+        if (!ids) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
+        u->link_ids = ids;
+        snprintf(u->link_ids[u->nlink++], sizeof *u->link_ids, "%s", value);
+        return EX_OK;
+    }
     if (strcmp(name, "note") == 0) {
         return set_text(&u->note, name, value, e);
     } else if (strcmp(name, "captured_at") == 0) {
@@ -323,6 +337,26 @@ static ex_rc insert_inspection(intake *u, const char *now, const char *who, ex_e
     db_finalize(s);
     if (rc) return rc;
     u->inspection_rowid = db_last_rowid(u->a->db);
+    /* Photos uploaded one by one before the form was submitted join the inspection. */
+    for (size_t i = 0; i < u->nlink; i++) {
+        if ((rc = db_prepare(u->a->db,
+                             "UPDATE evidence SET inspection_ref = ? WHERE evidence_id = ? "
+                             "AND case_ref = ? AND inspection_ref IS NULL",
+                             &s, e)))
+            return rc;
+        db_bind_int(s, 1, u->inspection_rowid);
+        db_bind_text(s, 2, u->link_ids[i]);
+        db_bind_int(s, 3, u->c.rowid);
+        rc = db_exec_stmt(s, e);
+        int changed = db_changes(u->a->db);
+        db_finalize(s);
+        if (rc) return rc;
+        if (!changed)
+            return ex_fail(e, EX_EINVAL, "invalid_field",
+                           "field 'evidence_id': '%.40s' is not a photo of this case that is "
+                           "free to attach",
+                           u->link_ids[i]);
+    }
     json_t *detail = json_pack("{s:s, s:s, s:s, s:i}", "case_id", u->c.case_id, "grade",
                                u->grade, "notes", u->notes ? u->notes : "", "files", (int)u->n);
     char *text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

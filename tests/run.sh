@@ -20,9 +20,9 @@ add_counts() {
         echo "  (no summary: counted as one failure)"
         return
     fi
-    p=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/')
-    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
-    s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped.*/\1/p')
+    p=$(echo "$line" | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^passed/) print $(i-1)}')
+    f=$(echo "$line" | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^failed/) print $(i-1)}')
+    s=$(echo "$line" | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^skipped/) print $(i-1)}')
     passed=$((passed + p))
     failed=$((failed + f))
     skipped=$((skipped + ${s:-0}))
@@ -65,6 +65,15 @@ for t in tests/e2e/test_*.py; do
     add_counts "$log"
     tail -n 1 "$log"
 done
+
+if [ -f tests/browser/ui.test.mjs ]; then
+    echo "== browser"
+    log=tests/artifacts/browser.log
+    node tests/browser/ui.test.mjs >"$log" 2>&1
+    grep -E '^not ok' "$log" | head -n 40
+    add_counts "$log"
+    tail -n 1 "$log"
+fi
 
 if [ "$skipped" -gt 0 ]; then
     echo "$passed passed, $failed failed, $skipped skipped"

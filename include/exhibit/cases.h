@@ -47,6 +47,12 @@ ex_rc cases_lookup(app *a, const char *case_id, const key_info *viewer, case_ref
 ex_rc cases_to_json(app *a, const case_ref *c, const key_info *viewer, json_t **out,
                     ex_error *e) EX_MUST_CHECK;
 
+/* Cases with this order id that the viewer may see, newest first (at most 50):
+ * {"cases": [{case_id, order_id, buyer_id, seller_id, reason, category, status, opened_at,
+ * delivered_at}]}. */
+ex_rc cases_find_by_order(app *a, const char *order_id, const key_info *viewer, json_t **out,
+                          ex_error *e) EX_MUST_CHECK;
+
 /* Records the mediator's decision on a case and closes it (status "decided"), auditing
  * "case.decided". body: {"outcome": refund_full | refund_partial | reject | return_to_buyer,
  * "amount": number >= 0 (required for refund_partial), "rationale": non-empty string}.

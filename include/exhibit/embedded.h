@@ -13,5 +13,7 @@ struct embedded_file {
 
 extern const struct embedded_file schema_files[];
 extern const size_t schema_files_count;
+extern const struct embedded_file ui_files[];
+extern const size_t ui_files_count;
 
 #endif

@@ -421,6 +421,40 @@ TEST(test_one_hit_per_id_closest_first)
     hindex_free(ix);
 }
 
+/* One photo stored thousands of times (a reposted stock photo): every copy is one hit, ids
+ * in order, and copies under a single id collapse to one hit; in the delta and after a merge. */
+TEST(test_many_copies)
+{
+    hindex *ix = hindex_new();
+    CHECK(ix != NULL);
+    if (!ix) return;
+    ex_error e;
+    uint8_t q[32], h[32];
+    memset(q, 0xC3, sizeof q);
+    enum { COPIES = 3000 };
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < COPIES; i++) {
+            memcpy(h, q, 32);
+            if (pass == 1) flip(h, i % 256); /* second pass: at distance 1, under one id */
+            CHECK(hindex_add(ix, h, pass == 0 ? (uint64_t)(COPIES - i) : 777777, &e) == EX_OK);
+        }
+        static hindex_hit out[COPIES + 10];
+        size_t n = 0;
+        CHECK(hindex_query(ix, q, 31, out, COPIES + 10, &n, &e) == EX_OK);
+        size_t want = pass == 0 ? COPIES : COPIES + 1;
+        CHECKF(n == want, "pass %d: %zu hits, want %zu", pass, n, want);
+        bool ordered = true;
+        for (size_t i = 0; i < n && i < COPIES; i++)
+            ordered &= out[i].id == i + 1 && out[i].distance == 0;
+        CHECK(ordered);
+        if (pass == 1 && n == want) CHECK(out[COPIES].id == 777777 && out[COPIES].distance == 1);
+        CHECK(hindex_compact(ix, &e) == EX_OK);
+        CHECK(hindex_query(ix, q, 31, out, COPIES + 10, &n, &e) == EX_OK && n == want);
+        CHECK(hindex_query(ix, q, 0, out, COPIES + 10, &n, &e) == EX_OK && n == COPIES);
+    }
+    hindex_free(ix);
+}
+
 /* Entries are first only in the delta chains, then merged; answers must not change across
  * merges, the explicit compaction, or a bulk load on top of a pending delta. */
 TEST(test_delta_merge_and_bulk)
@@ -737,6 +771,7 @@ int main(void)
     RUN(test_exact_planted);
     RUN(test_matches_bruteforce);
     RUN(test_one_hit_per_id_closest_first);
+    RUN(test_many_copies);
     RUN(test_delta_merge_and_bulk);
     RUN(test_real_pdq_hashes);
     RUN(test_concurrent_queries_and_adds);
