@@ -137,6 +137,11 @@ static ex_rc set_text(char **dst, const char *name, const char *value, ex_error 
                        NOTE_MAX);
     char *dup = strdup(value);
     if (!dup) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
+    /* Browsers send textarea line breaks as CRLF; store plain newlines. */
+    char *w = dup;
+    for (const char *r = dup; *r; r++)
+        if (!(r[0] == '\r' && r[1] == '\n')) *w++ = *r;
+    *w = '\0';
     free(*dst);
     *dst = dup;
     return EX_OK;

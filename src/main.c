@@ -2,6 +2,7 @@
  *
  * Exit status: 0 success, 1 the operation failed (message on stderr), 2 usage error.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,8 @@ static void usage(FILE *f)
     fputs("usage:\n"
           "  exhibit serve [--data DIR] [--listen HOST:PORT] [--max-body BYTES]\n"
           "                [--max-connections N] [--return-window-days N]\n"
-          "                [--non-returnable CAT,CAT]\n"
+          "                [--non-returnable CAT,CAT] [--max-pixels N] [--max-side PX]\n"
+          "                [--decode-slots N]\n"
           "  exhibit key create [--data DIR] --role ROLE [--subject ID]\n"
           "  exhibit audit verify [--data DIR]\n"
           "roles: admin, platform, buyer (needs --subject BUYER_ID), warehouse, mediator\n"
@@ -29,11 +31,28 @@ static void usage(FILE *f)
           f);
 }
 
+/* A positive whole number option; prints what is wrong otherwise. */
+static int opt_number(const char *opt, const char *v, unsigned long long max,
+                      unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || *end || n == 0 || n > max || v[0] == '-') {
+        fprintf(stderr, "exhibit: %s wants a whole number from 1 to %llu, got '%s'\n", opt, max,
+                v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 /* Options shared by every subcommand; unknown options are a usage error. */
 static int parse_opts(int argc, char **argv, ex_config *cfg, const char **role,
                       const char **subject)
 {
     ex_error e = {{0}, {0}};
+    unsigned long long n;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -50,11 +69,23 @@ static int parse_opts(int argc, char **argv, ex_config *cfg, const char **role,
                 return -1;
             }
         } else if (strcmp(o, "--max-body") == 0) {
-            cfg->max_body = strtoull(v, NULL, 10);
+            if (opt_number(o, v, 1ull << 32, &n)) return -1;
+            cfg->max_body = n;
         } else if (strcmp(o, "--max-connections") == 0) {
-            cfg->max_connections = (unsigned)strtoul(v, NULL, 10);
+            if (opt_number(o, v, 10000, &n)) return -1;
+            cfg->max_connections = (unsigned)n;
         } else if (strcmp(o, "--return-window-days") == 0) {
-            cfg->return_window_days = atoi(v);
+            if (opt_number(o, v, 3650, &n)) return -1;
+            cfg->return_window_days = (int)n;
+        } else if (strcmp(o, "--max-pixels") == 0) {
+            if (opt_number(o, v, 1ull << 40, &n)) return -1;
+            cfg->max_pixels = n;
+        } else if (strcmp(o, "--max-side") == 0) {
+            if (opt_number(o, v, 1 << 20, &n)) return -1;
+            cfg->max_width = cfg->max_height = (int)n;
+        } else if (strcmp(o, "--decode-slots") == 0) {
+            if (opt_number(o, v, 256, &n)) return -1;
+            cfg->max_inflight_images = (unsigned)n;
         } else if (strcmp(o, "--non-returnable") == 0) {
             snprintf(cfg->non_returnable, sizeof cfg->non_returnable, "%s", v);
         } else if (strcmp(o, "--role") == 0 && role) {
