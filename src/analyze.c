@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "exhibit/exif.h"
+#include "exhibit/hash.h"
 #include "exhibit/log.h"
 #include "exhibit/util.h"
 
@@ -124,9 +125,11 @@ ex_rc analyze_file(app *a, const char *path, analysis *out, ex_error *e)
     if (ir.xmp) exif_scan_xmp(ir.xmp, ir.xmp_len, &xi);
 
     memset(out, 0, sizeof *out);
-    if ((rc = blobstore_put(&a->bs, ir.thumb, ir.thumb_len, out->thumb_sha, e)) ||
-        (rc = blobstore_put(&a->bs, ir.preview, ir.preview_len, out->preview_sha, e)))
+    if (sha256_hex(ir.thumb, ir.thumb_len, out->thumb_sha) ||
+        sha256_hex(ir.preview, ir.preview_len, out->preview_sha)) {
+        rc = ex_fail(e, EX_EINTERNAL, "internal_error", "hashing failed");
         goto done;
+    }
     out->meta = build_meta(&ir, &ex, &xi);
     if (!out->meta) {
         rc = ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
@@ -138,10 +141,23 @@ ex_rc analyze_file(app *a, const char *path, analysis *out, ex_error *e)
     out->luma = ir.luma;
     out->luma_w = ir.luma_w;
     out->luma_h = ir.luma_h;
+    out->thumb = ir.thumb;
+    out->thumb_len = ir.thumb_len;
+    out->preview = ir.preview;
+    out->preview_len = ir.preview_len;
     ir.luma = NULL;
+    ir.thumb = ir.preview = NULL;
 done:
     exif_info_release(&ex);
     image_result_release(&ir);
+    return rc;
+}
+
+ex_rc analysis_store(app *a, const analysis *an, ex_error *e)
+{
+    char hex[65];
+    ex_rc rc = blobstore_put(&a->bs, an->thumb, an->thumb_len, hex, e);
+    if (!rc) rc = blobstore_put(&a->bs, an->preview, an->preview_len, hex, e);
     return rc;
 }
 
@@ -149,6 +165,8 @@ void analysis_release(analysis *an)
 {
     json_decref(an->meta);
     free(an->luma);
+    free(an->thumb);
+    free(an->preview);
     memset(an, 0, sizeof *an);
 }
 

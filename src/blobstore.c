@@ -12,20 +12,25 @@
 
 #include "exhibit/util.h"
 
-static ex_rc mkdir_p(const char *path, ex_error *e)
+/* mkdir -p; *created (when non-NULL) counts the directories that did not exist. */
+static ex_rc mkdir_p(const char *path, int *created, ex_error *e)
 {
     char tmp[BLOB_PATH_MAX];
+    int n = 0;
     snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
+    for (char *p = tmp + 1;; p++) {
+        if (*p && *p != '/') continue;
+        char c = *p;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        if (mkdir(tmp, 0755) == 0)
+            n++;
+        else if (errno != EEXIST)
             return ex_fail(e, EX_EIO, "storage_error", "cannot create %s: %s", tmp,
                            strerror(errno));
-        *p = '/';
+        *p = c;
+        if (!c) break;
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return ex_fail(e, EX_EIO, "storage_error", "cannot create %s: %s", tmp, strerror(errno));
+    if (created) *created = n;
     return EX_OK;
 }
 
@@ -50,9 +55,10 @@ ex_rc blobstore_open(blobstore *bs, const char *dir, int *cleaned, ex_error *e)
     char path[BLOB_PATH_MAX];
     ex_rc rc;
     snprintf(path, sizeof path, "%s/blobs", dir);
-    if ((rc = mkdir_p(path, e))) return rc;
+    if ((rc = mkdir_p(path, NULL, e))) return rc;
     snprintf(path, sizeof path, "%s/tmp", dir);
-    if ((rc = mkdir_p(path, e))) return rc;
+    if ((rc = mkdir_p(path, NULL, e))) return rc;
+    if (!cleaned) return EX_OK; /* CLI tools may run beside a live server: leave its uploads */
     int n = 0;
     DIR *d = opendir(path);
     if (!d) return ex_fail(e, EX_EIO, "storage_error", "cannot read %s", path);
@@ -64,7 +70,7 @@ ex_rc blobstore_open(blobstore *bs, const char *dir, int *cleaned, ex_error *e)
         if (unlink(p) == 0) n++;
     }
     closedir(d);
-    if (cleaned) *cleaned = n;
+    *cleaned = n;
     return EX_OK;
 }
 
@@ -147,16 +153,24 @@ ex_rc blob_writer_commit(const blobstore *bs, blob_writer *w, ex_error *e)
         blob_writer_abort(w);
         return EX_OK;
     }
-    if ((rc = mkdir_p(dir, e))) return rc;
+    int created = 0;
+    if ((rc = mkdir_p(dir, &created, e))) return rc;
     if (rename(w->tmp_path, dst) != 0)
         return ex_fail(e, EX_EIO, "storage_error", "cannot store blob: %s", strerror(errno));
     close(w->fd);
     w->fd = -1;
     w->tmp_path[0] = '\0';
-    /* The fan-out directories may be new: make their entries durable too. */
+    /* The new name, and each fan-out directory this commit created, must reach the disk. */
     if ((rc = fsync_dir(dir, e))) return rc;
-    snprintf(dir, sizeof dir, "%s/blobs/%.2s", bs->root, w->hex);
-    return fsync_dir(dir, e);
+    if (created >= 1) {
+        snprintf(dir, sizeof dir, "%s/blobs/%.2s", bs->root, w->hex);
+        if ((rc = fsync_dir(dir, e))) return rc;
+    }
+    if (created >= 2) {
+        snprintf(dir, sizeof dir, "%s/blobs", bs->root);
+        if ((rc = fsync_dir(dir, e))) return rc;
+    }
+    return EX_OK;
 }
 
 void blob_writer_abort(blob_writer *w)

@@ -47,12 +47,14 @@ ex_rc evidence_lookup(app *a, const char *evidence_id, const key_info *viewer,
     return rc;
 }
 
-/* Matches from both sides (items this one repeats, and later items that repeat it), closest
- * first; the caller holds db_lock. `detailed` adds source and thumbnail of the other item. */
+/* Matches closest first; the caller holds db_lock. `detailed` adds the later items that repeat
+ * this one, and the other item's source and thumbnail. */
 static ex_rc matches_list(app *a, int64_t rowid, int limit, int detailed, json_t **out,
                           ex_error *e)
 {
     db_stmt *s = NULL;
+    /* An item's own `matches` are the earlier evidence it repeats (API.md); `detailed`
+     * (/similar) also lists later items that repeat it. */
     ex_rc rc = db_prepare(a->db,
                           "SELECT o.evidence_id, oc.case_id, m.kind, m.distance, o.source, "
                           "o.created_at FROM matches m JOIN evidence o ON o.id = m.other_ref "
@@ -60,12 +62,13 @@ static ex_rc matches_list(app *a, int64_t rowid, int limit, int detailed, json_t
                           "UNION ALL "
                           "SELECT o.evidence_id, oc.case_id, m.kind, m.distance, o.source, "
                           "o.created_at FROM matches m JOIN evidence o ON o.id = m.evidence_ref "
-                          "JOIN cases oc ON oc.id = o.case_ref WHERE m.other_ref = ?1 "
+                          "JOIN cases oc ON oc.id = o.case_ref WHERE m.other_ref = ?1 AND ?3 "
                           "ORDER BY 4, 6, 1 LIMIT ?2",
                           &s, e);
     if (rc) return rc;
     db_bind_int(s, 1, rowid);
     db_bind_int(s, 2, limit);
+    db_bind_int(s, 3, detailed);
     json_t *arr = json_array();
     int r;
     while ((r = db_step(s, e)) == DB_ROW) {

@@ -346,7 +346,7 @@ static enum MHD_Result redirect_to_login(req *r, struct MHD_Connection *conn, co
     return respond_redirect(r, conn, loc, NULL);
 }
 
-/* Decodes one application/x-www-form-urlencoded field; 0 when absent or too long. */
+/* One application/x-www-form-urlencoded field, decoded; 0 when absent or malformed. */
 static int form_field(const char *body, size_t len, const char *name, char *out, size_t cap)
 {
     size_t nlen = strlen(name);
@@ -354,45 +354,22 @@ static int form_field(const char *body, size_t len, const char *name, char *out,
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            size_t o = 0;
-            for (const char *q = p + nlen + 1; q < stop; q++) {
-                if (o + 1 >= cap) return 0;
-                int c = (unsigned char)*q;
-                if (c == '+') {
-                    c = ' ';
-                } else if (c == '%' && stop - q > 2) {
-                    char hex[3] = {q[1], q[2], 0};
-                    char *e;
-                    long v = strtol(hex, &e, 16);
-                    if (*e) return 0;
-                    c = (int)v;
-                    q += 2;
-                }
-                if (c == 0) return 0;
-                out[o++] = (char)c;
-            }
-            out[o] = '\0';
-            return 1;
-        }
+        if ((size_t)(stop - p) > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=')
+            return util_url_decode(p + nlen + 1, (size_t)(stop - p) - nlen - 1, out, cap) !=
+                   (size_t)-1;
         p = stop + 1;
     }
     return 0;
 }
+
+static int same_origin(struct MHD_Connection *conn);
 
 /* Same-origin check for cookie-authenticated writes: the page's token in X-CSRF-Token, and,
  * when the browser sends one, an Origin naming this host. */
 static int csrf_ok(req *r, struct MHD_Connection *conn)
 {
     const char *tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CSRF-Token");
-    if (!tok || !session_token_equal(tok, r->csrf)) return 0;
-    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-    if (origin && strcmp(origin, "null") != 0) {
-        const char *o = strstr(origin, "://");
-        if (!host || !o || strcmp(o + 3, host) != 0) return 0;
-    }
-    return 1;
+    return tok && session_token_equal(tok, r->csrf) && same_origin(conn);
 }
 
 /* ---- routing and auth ---------------------------------------------------------------- */
@@ -738,10 +715,15 @@ static enum MHD_Result handle_case_list(req *r, struct MHD_Connection *conn)
 {
     ex_error e = {{0}, {0}};
     json_t *out = NULL;
-    const char *order = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "order_id");
-    if (!order || !*order || strlen(order) > 128)
+    const char *raw = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "order_id");
+    char order[129];
+    if (!raw || !*raw)
         return respond_error(r, conn, 400, "missing_field",
                              "query parameter 'order_id' is required (GET /v1/cases?order_id=...)");
+    /* Query values arrive undecoded (see no_unescape). */
+    if (util_url_decode(raw, strlen(raw), order, sizeof order) == (size_t)-1)
+        return respond_error(r, conn, 400, "invalid_field",
+                             "query parameter 'order_id' is malformed or longer than 128 bytes");
     ex_rc rc = cases_find_by_order(r->srv->a, order, &r->key, &out, &e);
     if (rc) return respond_rc(r, conn, rc, &e);
     return respond_json(r, conn, 200, out);
@@ -760,6 +742,16 @@ static enum MHD_Result handle_session(req *r, struct MHD_Connection *conn)
     return respond_json(r, conn, 200, o);
 }
 
+/* When the browser names the page a request came from, it must be one of ours. */
+static int same_origin(struct MHD_Connection *conn)
+{
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    if (!origin || strcmp(origin, "null") == 0) return 1;
+    const char *o = strstr(origin, "://");
+    return host && o && strcmp(o + 3, host) == 0;
+}
+
 static enum MHD_Result handle_login(req *r, struct MHD_Connection *conn)
 {
     char key[128] = "", next[160] = "", loc[256], token[SESSION_TOKEN_LEN], cookie[200];
@@ -771,6 +763,9 @@ static enum MHD_Result handle_login(req *r, struct MHD_Connection *conn)
         !safe_next(next))
         next[0] = '\0';
     const char *q = next[0] ? "&next=" : "";
+    if (!same_origin(conn))
+        return respond_error(r, conn, 403, "csrf_failed",
+                             "sign in from exhibit's own sign-in page");
     if (keys_lookup(r->srv->a->db, key, &k, &e) != EX_OK) {
         snprintf(loc, sizeof loc, "/ui/login?error=bad_key%s%s", q, next);
         snprintf(r->e.code, sizeof r->e.code, "bad_key");

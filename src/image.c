@@ -408,8 +408,8 @@ static ex_rc save_jpeg(VipsImage *im, uint8_t **out, size_t *len, ex_error *e)
     void *buf = NULL;
     size_t n = 0;
     /* strip on every save: 8.14 keeps EXIF/XMP/IPTC/ICC otherwise (keep= came in 8.15). */
-    if (vips_jpegsave_buffer(im, &buf, &n, "Q", PREVIEW_Q, "strip", TRUE, "optimize_coding", TRUE,
-                             NULL)) {
+    /* No optimize_coding: it doubles the encode time for files ~2% smaller. */
+    if (vips_jpegsave_buffer(im, &buf, &n, "Q", PREVIEW_Q, "strip", TRUE, NULL)) {
         image_log_vips_error("encode_failed");
         return ex_fail(e, EX_EINTERNAL, "image_encode_failed",
                        "could not encode a JPEG derivative; this is a server fault");
@@ -655,8 +655,15 @@ ex_rc image_process(const char *path, const image_limits *lim, image_result *out
     g_object_unref(bare);
 
     if ((rc = save_jpeg(prev, &r.preview, &r.preview_len, e)) != EX_OK) goto done;
-    if (vips_thumbnail_image(prev, &thumb, IMAGE_THUMB_MAX, "height", IMAGE_THUMB_MAX, "size",
-                             VIPS_SIZE_DOWN, "no_rotate", TRUE, NULL)) {
+    /* One lanczos3 reduce from the in-memory preview: vips_thumbnail_image would run a box
+     * shrink first and cost ~7x more here for the same size and a mean difference <= 1.2/255
+     * (measured over the corpus with tools/bench_intake). Each side stays >= 1 px. */
+    const double tf =
+        (double)(r.preview_w > r.preview_h ? r.preview_w : r.preview_h) / IMAGE_THUMB_MAX;
+    const double hs = tf < r.preview_w ? tf : r.preview_w;
+    const double vs = tf < r.preview_h ? tf : r.preview_h;
+    if (tf > 1.0 ? vips_reduce(prev, &thumb, hs, vs, "kernel", VIPS_KERNEL_LANCZOS3, NULL)
+                 : vips_copy(prev, &thumb, NULL)) {
         image_log_vips_error("thumb_failed");
         rc = ex_fail(e, EX_EINTERNAL, "image_encode_failed",
                      "could not resize the thumbnail; this is a server fault");

@@ -260,7 +260,21 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
     if (r == DB_ROW) f->rowid = db_col_int(s, 0);
     db_finalize(s);
     if (r < 0) return EX_EDB;
-    if (r == DB_ROW) return EX_OK; /* the same bytes twice on one case are one item */
+    if (r == DB_ROW) {
+        /* The same bytes twice on one case are one item; an inspection still claims it when
+         * it is free (a buyer's photo stays the buyer's). */
+        if (!u->inspection_rowid) return EX_OK;
+        if ((rc = db_prepare(d,
+                             "UPDATE evidence SET inspection_ref = ? WHERE id = ? AND "
+                             "inspection_ref IS NULL AND source IN ('warehouse', 'admin')",
+                             &s, e)))
+            return rc;
+        db_bind_int(s, 1, u->inspection_rowid);
+        db_bind_int(s, 2, f->rowid);
+        rc = db_exec_stmt(s, e);
+        db_finalize(s);
+        return rc;
+    }
 
     char evid[40];
     if (util_random_id("ev_", 12, evid, sizeof evid))
@@ -320,6 +334,36 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
     return EX_OK;
 }
 
+/* Photos an inspection may attach: this case's, not yet in an inspection, taken by the
+ * warehouse (or an admin), never the buyer's own evidence. */
+#define LINKABLE "evidence_id = ? AND case_ref = ? AND inspection_ref IS NULL " \
+                 "AND source IN ('warehouse', 'admin')"
+
+/* Refuses an inspection naming photos it may not attach, before anything is stored (the
+ * transaction checks again). */
+static ex_rc check_links(intake *u, ex_error *e)
+{
+    ex_rc rc = EX_OK;
+    db_lock(u->a->db);
+    for (size_t i = 0; !rc && i < u->nlink; i++) {
+        db_stmt *s = NULL;
+        if ((rc = db_prepare(u->a->db, "SELECT 1 FROM evidence WHERE " LINKABLE, &s, e))) break;
+        db_bind_text(s, 1, u->link_ids[i]);
+        db_bind_int(s, 2, u->c.rowid);
+        int r = db_step(s, e);
+        db_finalize(s);
+        if (r < 0)
+            rc = EX_EDB;
+        else if (r == DB_DONE)
+            rc = ex_fail(e, EX_EINVAL, "invalid_field",
+                         "field 'evidence_id': '%.40s' is not a warehouse photo of this case that "
+                         "is free to attach",
+                         u->link_ids[i]);
+    }
+    db_unlock(u->a->db);
+    return rc;
+}
+
 /* Records the inspection inside the caller's transaction. */
 static ex_rc insert_inspection(intake *u, const char *now, const char *who, ex_error *e)
 {
@@ -344,9 +388,7 @@ static ex_rc insert_inspection(intake *u, const char *now, const char *who, ex_e
     u->inspection_rowid = db_last_rowid(u->a->db);
     /* Photos uploaded one by one before the form was submitted join the inspection. */
     for (size_t i = 0; i < u->nlink; i++) {
-        if ((rc = db_prepare(u->a->db,
-                             "UPDATE evidence SET inspection_ref = ? WHERE evidence_id = ? "
-                             "AND case_ref = ? AND inspection_ref IS NULL",
+        if ((rc = db_prepare(u->a->db, "UPDATE evidence SET inspection_ref = ? WHERE " LINKABLE,
                              &s, e)))
             return rc;
         db_bind_int(s, 1, u->inspection_rowid);
@@ -358,8 +400,8 @@ static ex_rc insert_inspection(intake *u, const char *now, const char *who, ex_e
         if (rc) return rc;
         if (!changed)
             return ex_fail(e, EX_EINVAL, "invalid_field",
-                           "field 'evidence_id': '%.40s' is not a photo of this case that is "
-                           "free to attach",
+                           "field 'evidence_id': '%.40s' is not a warehouse photo of this case "
+                           "that is free to attach",
                            u->link_ids[i]);
     }
     json_t *detail = json_pack("{s:s, s:s, s:s, s:i}", "case_id", u->c.case_id, "grade",
@@ -394,10 +436,16 @@ ex_rc intake_commit(intake *u, json_t **items, int *created, json_t **inspection
                            "file %zu of %zu is not a JPEG, PNG, WebP, HEIC or AVIF image", i + 1,
                            u->n);
     }
+    if ((rc = check_links(u, e))) return rc;
     for (size_t i = 0; i < u->n; i++)
         if ((rc = inspect_file(u, &u->files[i], i, e))) return rc;
-    for (size_t i = 0; i < u->n; i++)
-        if ((rc = blob_writer_commit(&u->a->bs, &u->files[i].w, e))) return rc;
+    /* Everything the client could get wrong has been checked: only now does anything reach
+     * the blob store. */
+    for (size_t i = 0; i < u->n; i++) {
+        staged *f = &u->files[i];
+        if ((rc = blob_writer_commit(&u->a->bs, &f->w, e))) return rc;
+        if (f->analyzed && (rc = analysis_store(u->a, &f->an, e))) return rc;
+    }
 
     util_time_now(now);
     cases_actor(&u->who, who, sizeof who);
@@ -433,9 +481,19 @@ ex_rc intake_commit(intake *u, json_t **items, int *created, json_t **inspection
         json_array_append_new(arr, item);
     }
     if (u->inspection && inspection) {
+        /* What the inspection really holds (a file that was already the buyer's stays so). */
         json_t *ids = json_array();
-        for (size_t i = 0; i < json_array_size(arr); i++)
-            json_array_append(ids, json_object_get(json_array_get(arr, i), "evidence_id"));
+        db_stmt *s = NULL;
+        db_lock(u->a->db);
+        if (db_prepare(u->a->db,
+                       "SELECT evidence_id FROM evidence WHERE inspection_ref = ? ORDER BY id", &s,
+                       NULL) == EX_OK) {
+            db_bind_int(s, 1, u->inspection_rowid);
+            while (db_step(s, NULL) == DB_ROW)
+                json_array_append_new(ids, json_string(db_col_text(s, 0)));
+        }
+        db_finalize(s);
+        db_unlock(u->a->db);
         *inspection = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "inspection_id",
                                 u->inspection_id, "case_id", u->c.case_id, "grade", u->grade,
                                 "notes", u->notes ? u->notes : "", "created_at", now,

@@ -3,14 +3,16 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 void util_time_format(time_t t, char out[UTIL_TIME_LEN])
 {
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, UTIL_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0 ||
+        strftime(out, UTIL_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, UTIL_TIME_LEN, "%s", t < 0 ? "1970-01-01T00:00:00Z" : "9999-12-31T23:59:59Z");
 }
 
 void util_time_now(char out[UTIL_TIME_LEN])
@@ -50,7 +52,9 @@ static int parse_datetime(const char **p, struct tm *tm)
         parse_digits(p, 2, &s))
         return -1;
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
+    /* Business dates stay far from the 4-digit-year edge, so derived times (window ends,
+     * offsets) always format back as RFC 3339. */
+    if (y < 1970 || y > 2999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
         mi > 59 || s > 60)
         return -1;
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -152,4 +156,28 @@ void util_log_escape(const char *in, char *out, size_t cap)
         }
     }
     out[o] = '\0';
+}
+
+size_t util_url_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)in[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= len) return (size_t)-1;
+            char hex[3] = {in[i + 1], in[i + 2], 0};
+            char *end;
+            long v = strtol(hex, &end, 16);
+            if (*end || !isxdigit((unsigned char)hex[0])) return (size_t)-1;
+            c = (int)v;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= cap) return (size_t)-1;
+        out[o++] = (char)c;
+    }
+    if (cap == 0) return (size_t)-1;
+    out[o] = '\0';
+    return o;
 }

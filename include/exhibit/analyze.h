@@ -1,9 +1,9 @@
 /* analyze.h - what an uploaded image is: decode, metadata, derivatives (intake's image step).
  *
  * analyze_file runs image_process (safe decode, limits, derivatives) and exif_read/xmp scan on
- * a staged upload, stores the two derivatives in the blob store and describes the result as
- * JSON (`meta`), which is stored once per blob. Only derivatives are written here; the
- * original is committed by intake. Flags that depend on the image alone are decided here;
+ * a staged upload and describes the result as JSON (`meta`), which is stored once per blob.
+ * Nothing is written to disk until analysis_store, which intake calls only once every file of
+ * the request has been accepted, so a refused request leaves no derivative behind. Flags that depend on the image alone are decided here;
  * analyze_case_flags adds the ones that depend on the case (capture time vs delivery).
  *
  * meta layout: {"exif": {make, model, datetime_original, offset_time_original, orientation,
@@ -14,6 +14,8 @@
 #ifndef EXHIBIT_ANALYZE_H
 #define EXHIBIT_ANALYZE_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -28,11 +30,15 @@ typedef struct analysis {
     json_t *meta; /* owned */
     float *luma;  /* upright preview luminance for perceptual hashing (owned) */
     int luma_w, luma_h;
+    uint8_t *thumb, *preview; /* the derivative JPEGs, not yet stored (owned) */
+    size_t thumb_len, preview_len;
 } analysis;
 
 /* EX_EMEDIA / EX_EREFUSED (image_undecodable, image_too_large) / EX_EIO as image_process;
  * EX_EBUSY "overloaded" when every decode slot stayed busy for the wait limit. */
 ex_rc analyze_file(app *a, const char *path, analysis *out, ex_error *e) EX_MUST_CHECK;
+/* Stores the two derivatives in the blob store (content-addressed, atomic). */
+ex_rc analysis_store(app *a, const analysis *an, ex_error *e) EX_MUST_CHECK;
 void analysis_release(analysis *an);
 
 /* Flags for this image on a case delivered at `delivered` (JSON array, new reference):

@@ -3,8 +3,8 @@
  * Writes are atomic: bytes go to a temp file in DIR/tmp (same filesystem), are fsynced, then
  * renamed into place and the directory is fsynced, so a blob path either does not exist or holds
  * exactly the bytes its name hashes to. Putting a hash that exists is a no-op. Paths are built
- * only from hashes computed here, never from user input. DIR/tmp is emptied by blobstore_open:
- * anything there belongs to an upload that was never acknowledged.
+ * only from hashes computed here, never from user input. The server empties DIR/tmp when it
+ * starts: anything there belongs to an upload that was never acknowledged.
  */
 #ifndef EXHIBIT_BLOBSTORE_H
 #define EXHIBIT_BLOBSTORE_H
@@ -21,8 +21,9 @@ typedef struct blobstore {
     char root[BLOB_PATH_MAX - 200]; /* the data directory; leaves room for the fan-out */
 } blobstore;
 
-/* Creates DIR/blobs and DIR/tmp as needed and removes stale temp files (their count goes to
- * *cleaned when non-NULL). EX_EIO names the path that failed. */
+/* Creates DIR/blobs and DIR/tmp as needed. With cleaned non-NULL (the server at start) it also
+ * removes stale temp files and stores their count there; command-line tools pass NULL, since a
+ * server may be receiving uploads into DIR/tmp at that moment. EX_EIO names the path. */
 ex_rc blobstore_open(blobstore *bs, const char *dir, int *cleaned, ex_error *e) EX_MUST_CHECK;
 
 /* Path of the blob with this hex digest (which must be util_is_sha256_hex). */

@@ -19,7 +19,8 @@
 void util_time_format(time_t t, char out[UTIL_TIME_LEN]);
 /* Now, formatted. */
 void util_time_now(char out[UTIL_TIME_LEN]);
-/* Parses an RFC 3339 time into seconds since the epoch; -1 on any syntax or range error. */
+/* Parses an RFC 3339 time into seconds since the epoch; -1 on any syntax or range error
+ * (years 1970-2999 only). */
 int util_time_parse(const char *s, time_t *out);
 /* Parses an EXIF-style local time "YYYY-MM-DDTHH:MM:SS" (no zone) as if UTC; -1 on error. */
 int util_time_parse_local(const char *s, time_t *out);
@@ -35,6 +36,11 @@ ex_rc util_random_id(const char *prefix, size_t nbytes, char *out, size_t cap) E
 void util_hex(const uint8_t *in, size_t n, char *out);
 /* True when s is exactly 64 lowercase hex digits. */
 int util_is_sha256_hex(const char *s);
+
+/* Decodes application/x-www-form-urlencoded text (%XX and '+') of in[0..len) into out,
+ * NUL-terminated. Returns the decoded length, or (size_t)-1 for a malformed escape, a
+ * decoded NUL, or output that does not fit. */
+size_t util_url_decode(const char *in, size_t len, char *out, size_t cap);
 
 /* Escapes a string for a key=value log line: printable ASCII kept, quotes, backslashes,
  * spaces and everything else escaped; always NUL-terminates within cap. */

@@ -94,6 +94,22 @@ TEST(open_cleans_stale_temp_files)
     CHECK(count_files("tmp") == 0);
 }
 
+/* Command-line tools open the store beside a live server: they must not delete its uploads. */
+TEST(open_without_cleaning_keeps_temp_files)
+{
+    blobstore bs;
+    char p[512];
+    CHECK(blobstore_open(&bs, dir, NULL, NULL) == EX_OK);
+    snprintf(p, sizeof p, "%s/tmp/up-inflight", dir);
+    FILE *f = fopen(p, "w");
+    if (f) fclose(f);
+    CHECK(blobstore_open(&bs, dir, NULL, NULL) == EX_OK);
+    CHECK(count_files("tmp") == 1);
+    int cleaned = 0;
+    CHECK(blobstore_open(&bs, dir, &cleaned, NULL) == EX_OK);
+    CHECK(cleaned == 1 && count_files("tmp") == 0);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/exhibit-test-blob-XXXXXX");
@@ -102,6 +118,7 @@ int main(void)
     RUN(same_bytes_stored_once);
     RUN(abort_leaves_nothing);
     RUN(open_cleans_stale_temp_files);
+    RUN(open_without_cleaning_keeps_temp_files);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
