@@ -101,6 +101,20 @@ static ex_rc take_slot(app *a, ex_error *e)
     return EX_OK;
 }
 
+/* PDQ as Meta's reference hasher computes it (nearest-neighbour to 512x512 when larger), on
+ * the upright pixels, so the hex can be exchanged with other PDQ systems. The preview is the
+ * full image up to 1600 px; beyond that it samples the preview instead of the full image. */
+static ex_rc reference_pdq(const float *luma, int w, int h, phash_pdq *out, ex_error *e)
+{
+    if (w <= 512 && h <= 512) return phash_pdq_compute(luma, w, h, out, e);
+    float *small = malloc(512 * 512 * sizeof *small);
+    if (!small) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
+    ex_rc rc = phash_luma_resize(luma, w, h, small, 512, 512, PHASH_RESIZE_NEAREST, e);
+    if (!rc) rc = phash_pdq_compute(small, 512, 512, out, e);
+    free(small);
+    return rc;
+}
+
 ex_rc analyze_file(app *a, const char *path, analysis *out, ex_error *e)
 {
     image_limits lim;
@@ -135,6 +149,11 @@ ex_rc analyze_file(app *a, const char *path, analysis *out, ex_error *e)
         rc = ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
         goto done;
     }
+    phash_pdq pdq;
+    if ((rc = nd_sig_compute(ir.luma, ir.luma_w, ir.luma_h, &out->sig, e)) ||
+        (rc = reference_pdq(ir.luma, ir.luma_w, ir.luma_h, &pdq, e)))
+        goto done;
+    json_object_set_new(out->meta, "hashes", analyze_hashes_json(&pdq, out->sig));
     out->type = ir.type;
     out->width = ir.width;
     out->height = ir.height;
@@ -161,8 +180,18 @@ ex_rc analysis_store(app *a, const analysis *an, ex_error *e)
     return rc;
 }
 
+json_t *analyze_hashes_json(const phash_pdq *pdq, const nd_sig *sig)
+{
+    char pdq_hex[65], p64[17];
+    phash_pdq_hex(pdq, pdq_hex);
+    phash_dct64_hex(nd_sig_phash64(sig), p64);
+    return json_pack("{s:s, s:i, s:s}", "pdq", pdq_hex, "pdq_quality", pdq->quality, "phash64",
+                     p64);
+}
+
 void analysis_release(analysis *an)
 {
+    nd_sig_free(an->sig);
     json_decref(an->meta);
     free(an->luma);
     free(an->thumb);

@@ -164,6 +164,8 @@ static ex_rc item_locked(app *a, int64_t rowid, const key_info *viewer, int full
     if (meta) {
         if (!evidence_may_see_location(viewer)) analyze_redact_location(meta);
         json_object_set(item, "exif", json_object_get(meta, "exif"));
+        if (json_object_get(meta, "hashes"))
+            json_object_set(item, "hashes", json_object_get(meta, "hashes"));
         if (full) {
             static const char *const keys[] = {"exif_all", "xmp", "has_iptc", "has_icc",
                                                "editor"};

@@ -10,6 +10,7 @@
 #include "exhibit/evidence.h"
 #include "exhibit/image.h"
 #include "exhibit/log.h"
+#include "exhibit/matcher.h"
 #include "exhibit/util.h"
 
 #define NOTE_MAX 2000
@@ -21,6 +22,9 @@ typedef struct staged {
     image_type type;
     int64_t rowid;   /* evidence row once linked */
     json_t *meta;    /* what the image is (analysis or the stored row), owned */
+    nd_sig *sig;     /* reuse signature: the analysis's, or parsed from the stored row */
+    matcher_hit hits[32]; /* near matches among earlier images (other blobs) */
+    size_t nhits;
     analysis an;     /* set when this request decoded the image */
     int analyzed;
 } staged;
@@ -68,6 +72,7 @@ void intake_free(intake *u)
     for (size_t i = 0; i < u->n; i++) {
         blob_writer_abort(&u->files[i].w);
         json_decref(u->files[i].meta);
+        if (u->files[i].sig != u->files[i].an.sig) nd_sig_free(u->files[i].sig);
         analysis_release(&u->files[i].an);
     }
     free(u->files);
@@ -184,26 +189,56 @@ ex_rc intake_set_field(intake *u, const char *name, const char *value, ex_error 
     return EX_OK;
 }
 
-/* The stored analysis of these bytes, if an earlier upload already made one. */
-static json_t *stored_meta(intake *u, const char *sha)
+/* The stored analysis (and signature) of these bytes, if an earlier upload made one. */
+static json_t *stored_meta(intake *u, const char *sha, nd_sig **sig)
 {
     db_stmt *s = NULL;
     json_t *meta = NULL;
     db_lock(u->a->db);
-    if (db_prepare(u->a->db, "SELECT meta FROM blobs WHERE sha256 = ? AND meta IS NOT NULL", &s,
+    if (db_prepare(u->a->db,
+                   "SELECT meta, nd_sig FROM blobs WHERE sha256 = ? AND meta IS NOT NULL", &s,
                    NULL) == EX_OK) {
         db_bind_text(s, 1, sha);
-        if (db_step(s, NULL) == DB_ROW) meta = json_loads(db_col_text(s, 0), 0, NULL);
+        if (db_step(s, NULL) == DB_ROW) {
+            meta = json_loads(db_col_text(s, 0), 0, NULL);
+            int len = 0;
+            const void *blob = db_col_blob(s, 1, &len);
+            if (meta && blob && nd_sig_parse(blob, (size_t)len, sig, NULL) != EX_OK) *sig = NULL;
+        }
     }
     db_finalize(s);
     db_unlock(u->a->db);
     return meta;
 }
 
+/* The blob's rowid (0 when not stored yet). */
+static int64_t blob_rowid(intake *u, const char *sha)
+{
+    db_stmt *s = NULL;
+    int64_t id = 0;
+    db_lock(u->a->db);
+    if (db_prepare(u->a->db, "SELECT rowid FROM blobs WHERE sha256 = ?", &s, NULL) == EX_OK) {
+        db_bind_text(s, 1, sha);
+        if (db_step(s, NULL) == DB_ROW) id = db_col_int(s, 0);
+    }
+    db_finalize(s);
+    db_unlock(u->a->db);
+    return id;
+}
+
+/* Earlier images that are the same picture (not the same bytes: those are exact matches). */
+static ex_rc find_matches(intake *u, staged *f, ex_error *e)
+{
+    f->nhits = 0;
+    if (!u->a->matcher || !f->sig) return EX_OK;
+    return matcher_find(u->a->matcher, u->a->db, f->sig, blob_rowid(u, f->w.hex), f->hits,
+                        sizeof f->hits / sizeof *f->hits, &f->nhits, e);
+}
+
 /* Decodes and describes one file (or reuses what is known about the same bytes). */
 static ex_rc inspect_file(intake *u, staged *f, size_t i, ex_error *e)
 {
-    if ((f->meta = stored_meta(u, f->w.hex))) return EX_OK;
+    if ((f->meta = stored_meta(u, f->w.hex, &f->sig))) return find_matches(u, f, e);
     ex_rc rc = analyze_file(u->a, f->w.tmp_path, &f->an, e);
     if (rc) {
         /* Say which file of a multi-file upload was refused. */
@@ -216,7 +251,8 @@ static ex_rc inspect_file(intake *u, staged *f, size_t i, ex_error *e)
     }
     f->analyzed = 1;
     f->meta = json_incref(f->an.meta);
-    return EX_OK;
+    f->sig = f->an.sig;
+    return find_matches(u, f, e);
 }
 
 /* Links one stored file to the case inside the caller's transaction. */
@@ -228,13 +264,28 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
     ex_rc rc;
     if (f->analyzed) {
         char *meta = json_dumps(f->meta, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        if (!meta) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
+        uint8_t *sig = NULL;
+        size_t sig_len = 0;
+        if (!meta || nd_sig_serialize(f->an.sig, &sig, &sig_len, NULL) != EX_OK) {
+            free(meta);
+            return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
+        }
+        const json_t *h = json_object_get(f->meta, "hashes");
         rc = db_prepare(d,
                         "INSERT INTO blobs(sha256, bytes, media_type, created_at, width, height, "
-                        "thumb_sha256, preview_sha256, meta) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) "
+                        "thumb_sha256, preview_sha256, meta, pdq, pdq_quality, phash64, nd_sig) "
+                        "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) "
                         "ON CONFLICT(sha256) DO UPDATE SET width = ?5, height = ?6, "
-                        "thumb_sha256 = ?7, preview_sha256 = ?8, meta = ?9 WHERE meta IS NULL",
+                        "thumb_sha256 = ?7, preview_sha256 = ?8, meta = ?9, pdq = ?10, "
+                        "pdq_quality = ?11, phash64 = ?12, nd_sig = ?13 WHERE meta IS NULL",
                         &s, e);
+        if (!rc) {
+            db_bind_text(s, 10, json_string_value(json_object_get(h, "pdq")));
+            db_bind_int(s, 11, json_integer_value(json_object_get(h, "pdq_quality")));
+            db_bind_text(s, 12, json_string_value(json_object_get(h, "phash64")));
+            db_bind_blob(s, 13, sig, (int)sig_len);
+        }
+        free(sig);
         if (!rc) {
             db_bind_text(s, 1, f->w.hex);
             db_bind_int(s, 2, (int64_t)f->w.size);
@@ -323,12 +374,34 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
     db_finalize(s);
     if (rc) return rc;
 
+    /* The same picture in other bytes (re-encoded, cropped, framed...): every earlier item of
+     * another case that holds a matching image. */
+    int near = 0;
+    for (size_t i = 0; i < f->nhits; i++) {
+        if ((rc = db_prepare(d,
+                             "INSERT OR IGNORE INTO matches(evidence_ref, other_ref, kind, "
+                             "distance) SELECT ?, e.id, 'near', ? FROM evidence e "
+                             "JOIN blobs b ON b.sha256 = e.sha256 "
+                             "WHERE b.rowid = ? AND e.case_ref != ? AND e.id != ?",
+                             &s, e)))
+            return rc;
+        db_bind_int(s, 1, f->rowid);
+        db_bind_int(s, 2, f->hits[i].distance);
+        db_bind_int(s, 3, f->hits[i].blob_rowid);
+        db_bind_int(s, 4, u->c.rowid);
+        db_bind_int(s, 5, f->rowid);
+        rc = db_exec_stmt(s, e);
+        near += db_changes(d);
+        db_finalize(s);
+        if (rc) return rc;
+    }
+
     char detail[512];
     snprintf(detail, sizeof detail,
              "{\"case_id\":\"%s\",\"sha256\":\"%s\",\"bytes\":%llu,\"source\":\"%s\","
-             "\"exact_matches\":%d}",
+             "\"exact_matches\":%d,\"near_matches\":%d}",
              u->c.case_id, f->w.hex, (unsigned long long)f->w.size,
-             key_role_name(u->who.role), exact);
+             key_role_name(u->who.role), exact, near);
     if ((rc = audit_append(d, who, "evidence.added", evid, detail, e))) return rc;
     *created = 1;
     return EX_OK;
@@ -465,6 +538,14 @@ ex_rc intake_commit(intake *u, json_t **items, int *created, json_t **inspection
     }
     db_unlock(u->a->db);
     if (rc) return rc;
+    /* Later uploads can match these from now on. A failure here only delays that until the
+     * next start, which rebuilds the index from the database. */
+    for (size_t i = 0; u->a->matcher && i < u->n; i++) {
+        staged *f = &u->files[i];
+        ex_error ie;
+        if (f->analyzed && matcher_add(u->a->matcher, blob_rowid(u, f->w.hex), f->sig, &ie))
+            log_event("warn", "match_index_add", "sha256=%s code=%s", f->w.hex, ie.code);
+    }
 
     json_t *arr = json_array();
     if (!arr) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");

@@ -17,6 +17,10 @@
 #include "exhibit/image.h"
 #include "exhibit/keys.h"
 #include "exhibit/log.h"
+#include "exhibit/analyze.h"
+#include "exhibit/hash.h"
+#include "exhibit/matcher.h"
+#include "exhibit/util.h"
 
 static void usage(FILE *f)
 {
@@ -27,6 +31,7 @@ static void usage(FILE *f)
           "                [--decode-slots N]\n"
           "  exhibit key create [--data DIR] --role ROLE [--subject ID]\n"
           "  exhibit audit verify [--data DIR]\n"
+          "  exhibit hash FILE...   (one JSON line per file: sha256, pdq, pdq_quality, phash64)\n"
           "roles: admin, platform, buyer (needs --subject BUYER_ID), warehouse, mediator\n"
           "DIR defaults to ./storage\n",
           f);
@@ -192,6 +197,14 @@ static int cmd_serve(int argc, char **argv, const char *argv0)
     if (open_data(&a, &cleaned)) return 1;
     if (sem_init(&a.decode_slots, 0, a.cfg.max_inflight_images) == 0) a.decode_slots_ready = 1;
     if (cleaned) log_event("info", "tmp_cleaned", "files=%d", cleaned);
+    double t0 = util_mono_now();
+    size_t images = 0;
+    if (matcher_open(a.db, &a.matcher, &images, &e)) {
+        fprintf(stderr, "exhibit: cannot build the match index: %s\n", e.message);
+        return 1;
+    }
+    log_event("info", "match_index", "images=%zu bytes=%zu ms=%.0f", images,
+              matcher_memory(a.matcher), (util_mono_now() - t0) * 1000);
     if (keys_count(a.db) == 0) {
         char secret[KEY_SECRET_LEN];
         key_info k;
@@ -219,10 +232,65 @@ static int cmd_serve(int argc, char **argv, const char *argv0)
     sigwait(&set, &sig);
     log_event("info", "stopping", "signal=%d", sig);
     http_stop(srv, 30);
+    matcher_free(a.matcher);
     db_close(a.db);
     image_global_shutdown();
     log_event("info", "stopped", "clean=1");
     return 0;
+}
+
+/* One JSON line per file: the hashes the server computes for it (same decode, same upright
+ * pixels), PDQ in the reference hex format so they can be compared with other PDQ systems. */
+static int cmd_hash(int argc, char **argv, const char *argv0)
+{
+    ex_error e = {{0}, {0}};
+    int failed = 0;
+    app a = {0};
+    config_defaults(&a.cfg);
+    log_set_quiet(1);
+    if (argc == 0) {
+        fprintf(stderr, "usage: exhibit hash FILE...\n");
+        return 2;
+    }
+    if (image_global_init(argv0, &e)) {
+        fprintf(stderr, "exhibit: %s\n", e.message);
+        return 1;
+    }
+    for (int i = 0; i < argc; i++) {
+        analysis an = {0};
+        char sha[65];
+        json_t *line = NULL;
+        FILE *f = fopen(argv[i], "rb");
+        sha256_ctx c = {0};
+        uint8_t d[32], buf[65536];
+        size_t n;
+        ex_rc rc = f ? sha256_init(&c) : EX_EIO;
+        while (!rc && (n = fread(buf, 1, sizeof buf, f)) > 0) rc = sha256_update(&c, buf, n);
+        if (!rc) rc = sha256_final(&c, d);
+        sha256_release(&c);
+        if (f) fclose(f);
+        if (!rc) {
+            util_hex(d, 32, sha);
+            rc = analyze_file(&a, argv[i], &an, &e);
+        } else {
+            ex_fail(&e, EX_EIO, "unreadable", "cannot read the file");
+        }
+        if (!rc) {
+            line = json_pack("{s:s, s:s}", "file", argv[i], "sha256", sha);
+            json_object_update(line, json_object_get(an.meta, "hashes"));
+        } else {
+            line = json_pack("{s:s, s:{s:s, s:s}}", "file", argv[i], "error", "code", e.code,
+                             "message", e.message);
+            failed = 1;
+        }
+        char *text = json_dumps(line, JSON_COMPACT);
+        if (text) puts(text);
+        free(text);
+        json_decref(line);
+        analysis_release(&an);
+    }
+    image_global_shutdown();
+    return failed;
 }
 
 int main(int argc, char **argv)
@@ -235,6 +303,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2, argv[0]);
     if (strcmp(cmd, "key") == 0 && argc >= 3 && strcmp(argv[2], "create") == 0)
         return cmd_key_create(argc - 3, argv + 3);
+    if (strcmp(cmd, "hash") == 0) return cmd_hash(argc - 2, argv + 2, argv[0]);
     if (strcmp(cmd, "audit") == 0 && argc >= 3 && strcmp(argv[2], "verify") == 0)
         return cmd_audit_verify(argc - 3, argv + 3);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libvips-dev libexif-dev libsqlite3-dev
 libmicrohttpd-dev libssl-dev libjansson-dev python3 curl libimage-exiftool-perl chromium
-fonts-dejavu-core"
+fonts-dejavu-core libvips-tools"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -9,7 +9,7 @@
  * meta layout: {"exif": {make, model, datetime_original, offset_time_original, orientation,
  * software, gps: {lat, lon} | null}, "exif_all": {IFD: {tag: value}}, "xmp": {present,
  * creator_tool, history_agents, has_gps, packet}, "has_iptc", "has_icc", "editor": name|null,
- * "flags": [...]}.
+ * "flags": [...], "hashes": {pdq, pdq_quality, phash64}}.
  */
 #ifndef EXHIBIT_ANALYZE_H
 #define EXHIBIT_ANALYZE_H
@@ -22,6 +22,7 @@
 
 #include "exhibit/app.h"
 #include "exhibit/image.h"
+#include "exhibit/neardup.h"
 
 typedef struct analysis {
     image_type type;
@@ -30,6 +31,7 @@ typedef struct analysis {
     json_t *meta; /* owned */
     float *luma;  /* upright preview luminance for perceptual hashing (owned) */
     int luma_w, luma_h;
+    nd_sig *sig;              /* reuse-detection signature of the upright pixels (owned) */
     uint8_t *thumb, *preview; /* the derivative JPEGs, not yet stored (owned) */
     size_t thumb_len, preview_len;
 } analysis;
@@ -37,6 +39,9 @@ typedef struct analysis {
 /* EX_EMEDIA / EX_EREFUSED (image_undecodable, image_too_large) / EX_EIO as image_process;
  * EX_EBUSY "overloaded" when every decode slot stayed busy for the wait limit. */
 ex_rc analyze_file(app *a, const char *path, analysis *out, ex_error *e) EX_MUST_CHECK;
+/* {"pdq": 64 hex (PDQ reference format), "pdq_quality": 0..100, "phash64": 16 hex}. */
+json_t *analyze_hashes_json(const phash_pdq *pdq, const nd_sig *sig);
+
 /* Stores the two derivatives in the blob store (content-addressed, atomic). */
 ex_rc analysis_store(app *a, const analysis *an, ex_error *e) EX_MUST_CHECK;
 void analysis_release(analysis *an);

@@ -13,12 +13,14 @@
 #include "exhibit/db.h"
 
 struct metrics;
+struct matcher;
 
 typedef struct app {
     ex_config cfg;
     db *db;
     blobstore bs;
     struct metrics *metrics;
+    struct matcher *matcher; /* reuse index over every stored image (NULL in CLI tools) */
     sem_t decode_slots; /* bounds concurrent image decodes (cfg.max_inflight_images) */
     int decode_slots_ready;
 } app;

@@ -1,0 +1,101 @@
+/* neardup.h - reused-image detection: a signature per image, index keys, and the decision.
+ *
+ * Plain PDQ matches re-encodes, resizes and (with its 8 dihedral variants) rotations and
+ * mirrors, but almost none of the edits used to pass a photo off as new: crops, frames, phone
+ * screenshots, text bands, watermarks, small tilts. A signature therefore keeps, besides the
+ * whole-image PDQ and 64-bit DCT hash shown by the API:
+ *   - the "content" rectangle: the image with uniform borders, canvases and solid bands along
+ *     an edge (a status bar, a caption band) trimmed away;
+ *   - PDQ hashes of fixed regions of the content and of the whole image (centre 95/90/80%,
+ *     each side cut by 10% and 15%, each 40% strip), made by box-shrinking the region to 64x64
+ *     (the size at which PDQ's dihedral variants are exact) after stretching its contrast;
+ *   - for queries only: the 8 dihedral variants of the whole-content hashes and hashes of the
+ *     image turned back by +-3 and +-8 degrees;
+ *   - two 64x64 thumbnails (content and whole image) for a second-stage check.
+ * Candidates come from the index: every query key against every stored key within
+ * ND_INDEX_RADIUS. nd_match then confirms a candidate by aligning the two thumbnails as the
+ * closest key pairs suggest (region, rotation, dihedral; then +-4% scale and +-3 cells shift)
+ * and correlating their edge detail (difference of blurs), which unrelated photos with similar
+ * layouts do not share. Near-flat images (a smooth gradient, a nearly black frame) get no keys
+ * and never match.
+ *
+ * Signatures are immutable after nd_sig_compute/nd_sig_parse; every function here is
+ * thread-safe and reentrant on them.
+ */
+#ifndef EXHIBIT_NEARDUP_H
+#define EXHIBIT_NEARDUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exhibit/err.h"
+#include "exhibit/phash.h"
+
+/* Radius for hindex queries with nd_sig_index_keys(..., 1, ...): 31, the largest radius at
+ * which hindex is exact. */
+#define ND_INDEX_RADIUS 31
+
+/* Most keys nd_sig_index_keys returns (for a query; an index entry has at most 32). */
+#define ND_MAX_KEYS 64
+
+/* Largest serialized signature (actual sizes are 4-10 KB). */
+#define ND_SIG_MAX_BYTES 12288
+
+typedef struct nd_sig nd_sig;
+
+/* Computes the signature of an upright luma image (row-major w x h floats, 0..255: the
+ * `luma` of image_process). The caller keeps luma. *out is set on success only; free it with
+ * nd_sig_free. Costs a few ms for a 1600 px preview.
+ * Errors: EX_EINVAL "nd_bad_image" (NULL luma, w or h <= 0, more than 2^28 pixels),
+ * EX_EINVAL "nd_not_finite" (NaN or infinity in luma), EX_ENOMEM "nd_no_memory". */
+EX_MUST_CHECK ex_rc nd_sig_compute(const float *luma, int w, int h, nd_sig **out, ex_error *e);
+
+/* Frees a signature; NULL is a no-op. */
+void nd_sig_free(nd_sig *s);
+
+/* A compact, versioned byte string for the database (at most ND_SIG_MAX_BYTES). *buf is
+ * malloc'd (the caller frees it) and set with *len on success only.
+ * Errors: EX_EINVAL "nd_bad_args", EX_ENOMEM "nd_no_memory". */
+EX_MUST_CHECK ex_rc nd_sig_serialize(const nd_sig *s, uint8_t **buf, size_t *len, ex_error *e);
+
+/* Reads what nd_sig_serialize wrote; the result matches exactly as the original would. Every
+ * field is checked, so truncated, padded, corrupt or foreign bytes are refused:
+ * EX_EINVAL "nd_sig_corrupt" (or "nd_bad_args" for NULL arguments), EX_ENOMEM "nd_no_memory". */
+EX_MUST_CHECK ex_rc nd_sig_parse(const uint8_t *buf, size_t len, nd_sig **out, ex_error *e);
+
+/* The API's hashes of the whole upright image. PDQ (with its 0..100 quality) is Meta's, on the
+ * image box-shrunk to at most 320x320 as phash.h recommends, so its hex form can be exchanged
+ * with other PDQ systems. */
+void nd_sig_pdq(const nd_sig *s, phash_pdq *pdq);
+uint64_t nd_sig_phash64(const nd_sig *s);
+
+/* 1 when the image is too flat to match anything (it then has no keys), else 0. */
+int nd_sig_flat(const nd_sig *s);
+
+/* Copies up to max keys (256-bit hashes for hindex) into keys and returns how many it wrote
+ * (0 for a near-flat image). for_query = 0: the keys to add to the index under this image's
+ * id (at most 32). for_query = 1: the keys to look up, each with hindex_query at
+ * ND_INDEX_RADIUS (the index keys plus dihedral and tilt variants, at most ND_MAX_KEYS).
+ * Several keys of one image may hit the same id; query each id once with nd_match. */
+size_t nd_sig_index_keys(const nd_sig *s, int for_query, uint8_t (*keys)[32], size_t max);
+
+/* The decision on a candidate pair. Returns 1 when candidate shows the same picture as query
+ * (a copy, crop, frame, screenshot, overlay, rotation...), else 0. On 1, *distance (when
+ * non-NULL) is 0..256 on PDQ's scale, smaller = closer, 0 only when the two signatures are
+ * identical; *why (when non-NULL) is a short static English reason. On 0 they are set to 256
+ * and a static reason too. Symmetric up to the order in which hypotheses are tried. Cost: a
+ * few hundred microseconds when a candidate must be verified. */
+int nd_match(const nd_sig *query, const nd_sig *candidate, int *distance, const char **why);
+
+/* For evaluation: how close the pair came to each stage, whatever the decision.
+ * key_distance: the closest query key to an index key, either direction (0..256; candidates
+ * need <= ND_INDEX_RADIUS); score: the best edge-detail agreement (-1..1, nd_match accepts
+ * >= 0.75) over the closest key pairs even beyond the radius. Near-flat: 256 and -1. Costs
+ * about a millisecond. */
+typedef struct nd_explain {
+    int key_distance;
+    double score;
+} nd_explain;
+void nd_explain_pair(const nd_sig *query, const nd_sig *candidate, nd_explain *out);
+
+#endif
