@@ -4,6 +4,7 @@
 #   make run        install missing packages, build, serve on 127.0.0.1:8080 (storage/)
 #   make test       install, build with ASan+UBSan, run unit, e2e and fuzz-replay tests
 #   make bench      benchmarks (release build)
+#   make eval       reuse-detection recall / false-match table on ../shared/testdata/neardup
 #   make fuzz       libFuzzer targets (clang)
 #   make deps       apt-get install what is missing (no-op when all present)
 
@@ -32,7 +33,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=build/tools/%)
 REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
 
-.PHONY: all run test bench fuzz deps clean test-build format check-deps
+.PHONY: all run test bench eval fuzz deps clean test-build format check-deps
 all: build/exhibit
 
 build/rel/%.o: src/%.c
@@ -103,6 +104,11 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory -j2 build/exhibit $(TOOL_BIN)
 	@sh tools/bench.sh
+
+# Reused-image detection measured on ../shared/testdata/neardup (skipped when absent).
+eval: deps
+	@$(MAKE) --no-print-directory -j2 build/tools/eval_neardup
+	./build/tools/eval_neardup ../shared/testdata/neardup --threads 2
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
