@@ -845,3 +845,16 @@ class Runner:
         print(line)
         sys.stdout.flush()
         return 1 if self.failed else 0
+
+
+def main_with_server(runner, name, module_globals):
+    """Runs a test file's tests against one fresh server bound to the module's global S."""
+    srv = runner.watch(Server(name))
+    module_globals["S"] = srv
+    try:
+        srv.start()
+        runner.run()
+        srv.stop()
+    finally:
+        srv.cleanup()
+    return runner.finish()

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (EXPECTED, PHOTOS, TESTDATA, Failure, Part, Runner, Server,  # noqa: E402
+from harness import (main_with_server, EXPECTED, PHOTOS, TESTDATA, Failure, Part, Runner, Server,  # noqa: E402
                      check, expect_status)
 
 R = Runner("e2e")
@@ -226,17 +226,5 @@ def buyer_view_has_no_location():
     check('"gps":{' in r.text(10 ** 9), "mediator should see locations")
 
 
-def main():
-    global S
-    S = R.watch(Server("corpus"))
-    try:
-        S.start()
-        R.run()
-        S.stop()
-    finally:
-        S.cleanup()
-    return R.finish()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_server(R, "corpus", globals()))

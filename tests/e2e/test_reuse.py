@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, PHOTOS, TESTDATA, Runner, Server, check, expect_status,  # noqa: E402
+from harness import (main_with_server, BIN, PHOTOS, TESTDATA, Runner, Server, check, expect_status,  # noqa: E402
                      photo)
 
 R = Runner("e2e")
@@ -138,17 +138,5 @@ def hash_cli_agrees_with_the_pdq_reference():
     check(not bad, "\n".join(bad))
 
 
-def main():
-    global S
-    S = R.watch(Server("reuse"))
-    try:
-        S.start()
-        R.run()
-        S.stop()
-    finally:
-        S.cleanup()
-    return R.finish()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_server(R, "reuse", globals()))

@@ -9,7 +9,7 @@ import sys
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Part, Runner, Server, StorageSnapshot, check, expect_error,  # noqa: E402
+from harness import (main_with_server, Part, Runner, Server, StorageSnapshot, check, expect_error,  # noqa: E402
                      expect_status, multipart_encode, photo, with_jpeg_comment)
 
 R = Runner("e2e")
@@ -136,17 +136,5 @@ def sign_in_from_another_site_is_refused():
     check("exhibit_session=" in (r.header("Set-Cookie") or ""), "no session cookie")
 
 
-def main():
-    global S
-    S = R.watch(Server("rules"))
-    try:
-        S.start()
-        R.run()
-        S.stop()
-    finally:
-        S.cleanup()
-    return R.finish()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_server(R, "rules", globals()))
