@@ -779,18 +779,6 @@ static double verify(const nd_sig *q, const nd_key *qk, const nd_sig *s, const n
     return best;
 }
 
-static int key_distance(const nd_key *a, const nd_key *b)
-{
-    int d = 0;
-    for (int i = 0; i < 32; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a->bits + i, 8);
-        memcpy(&y, b->bits + i, 8);
-        d += __builtin_popcountll(x ^ y);
-    }
-    return d;
-}
-
 typedef struct nd_hyp {
     int dist;
     const nd_key *q, *s;
@@ -818,7 +806,7 @@ static int closest_pairs(const nd_sig *q, const nd_sig *s, int radius, nd_hyp *h
     int nh = 0;
     for (int i = 0; i < q->nkeys; i++)
         for (int j = 0; j < s->nindex; j++) {
-            const int d = key_distance(&q->keys[i], &s->keys[j]);
+            const int d = phash_bits_distance(q->keys[i].bits, s->keys[j].bits);
             if (d > radius) continue;
             /* Keep the ND_HYPS closest distinct ones by insertion; duplicates of a view
              * (same query and stored region/frame/dihedral) add nothing. */

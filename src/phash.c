@@ -413,16 +413,21 @@ int phash_pdq_from_hex(const char *hex, phash_pdq *out)
     return 0;
 }
 
-int phash_pdq_distance(const phash_pdq *a, const phash_pdq *b)
+int phash_bits_distance(const uint8_t a[32], const uint8_t b[32])
 {
     int d = 0;
     for (int i = 0; i < 32; i += 8) {
         uint64_t x, y;
-        memcpy(&x, a->bits + i, 8);
-        memcpy(&y, b->bits + i, 8);
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
         d += __builtin_popcountll(x ^ y);
     }
     return d;
+}
+
+int phash_pdq_distance(const phash_pdq *a, const phash_pdq *b)
+{
+    return phash_bits_distance(a->bits, b->bits);
 }
 
 /* ---- resizing ---- */

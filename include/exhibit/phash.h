@@ -74,6 +74,8 @@ int phash_pdq_from_hex(const char *hex, phash_pdq *out);
 
 /* Hamming distance 0..256 between the bits (quality is ignored). Meta's match threshold is 31. */
 int phash_pdq_distance(const phash_pdq *a, const phash_pdq *b);
+/* Hamming distance of two raw 256-bit hashes (PDQ bits in any of this module's layouts). */
+int phash_bits_distance(const uint8_t a[32], const uint8_t b[32]);
 
 /* 64-bit DCT hash, the classic pHash: luma box-resized to 32x32, 2-D DCT-II, the 8x8 block of
  * coefficients (1..8)x(1..8) (DC row and column left out), bit (u-1)*8 + (v-1) set when
