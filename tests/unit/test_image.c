@@ -894,11 +894,8 @@ TEST(test_alpha_onto_white)
  * the same sRGB colours; read without the transform (what strip alone would give) it does not. */
 TEST(test_icc_converted_to_srgb)
 {
-    const char *profile =
-        access("/usr/share/color/icc/ghostscript/rommrgb.icc", R_OK) == 0
-            ? "/usr/share/color/icc/ghostscript/rommrgb.icc" /* ProPhoto: far from sRGB */
-            : "p3";                                          /* libvips built-in */
-    char p[4096], jpg[] = "/tmp/exhibit_icc_XXXXXX.jpg";
+    char profile[4096], p[4096], jpg[] = "/tmp/exhibit_icc_XXXXXX.jpg";
+    data_path("icc/wide_rgb.icc", profile, sizeof profile); /* ProPhoto primaries: far from sRGB */
     int fd = mkstemps(jpg, 4);
     CHECK(fd >= 0);
     if (fd < 0) return;
@@ -970,16 +967,13 @@ static int jpeg_with_icc(const char *src, const char *dst, const uint8_t *icc, s
  * grey picture; browsers ignore it. The preview must keep the photo's colours. */
 TEST(test_mismatched_icc_ignored)
 {
-    const char *gray = "/usr/share/color/icc/ghostscript/sgray.icc"; /* Debian libgs-common */
     static uint8_t icc[65536];
-    FILE *f = fopen(gray, "rb");
-    if (!f) {
-        fprintf(stderr, "  skipped: no grey ICC profile at %s\n", gray);
-        return;
-    }
+    char p[4096], jpg[] = "/tmp/exhibit_grayicc_XXXXXX.jpg";
+    FILE *f = fopen(data_path("icc/gray.icc", p, sizeof p), "rb");
+    CHECKF(f != NULL, "cannot open %s", p);
+    if (!f) return;
     size_t n = fread(icc, 1, sizeof icc, f);
     fclose(f);
-    char p[4096], jpg[] = "/tmp/exhibit_grayicc_XXXXXX.jpg";
     int fd = mkstemps(jpg, 4);
     CHECK(fd >= 0);
     if (fd < 0) return;
