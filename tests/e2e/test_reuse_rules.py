@@ -3,7 +3,8 @@
 and invisible to buyers.
 
 - Races: copies of one picture (the same bytes, and a q40 re-encode) uploaded at the same
-  moment to different cases must find each other, every round.
+  moment to different cases must find each other, every round; a refused upload is never a
+  match.
 - Symmetry: once a later item repeats an earlier one, both carry the reuse flag for staff; the
   earlier item names the later one in `matched_by` (its `matches` stay the earlier evidence it
   repeats, as API.md says).
@@ -168,6 +169,26 @@ def an_exact_match_flags_both_items():
     check("reused_exact" in got["flags"] and got["matched_by"] == []
           and [m["evidence_id"] for m in got["matches"]] == [first["evidence_id"]],
           "later item: %r" % got)
+
+
+@R.test
+def a_refused_upload_is_never_a_match():
+    """All-or-nothing: a photo of a refused request must not be found by a later copy."""
+    name = "drewnoakes_Samsung GT-I9000 (Galaxy S).jpg"
+    c1 = S.create_case(buyer_id="b-alice")["case_id"]
+    c2 = S.create_case(buyer_id="b-bob")["case_id"]
+    bad = photo("drewnoakes_Sanyo SR6.jpg")[:20000]
+    r = S.upload_multipart(c1, [_part(photo(name)), _part(bad)], "warehouse")
+    expect_status(r, 422, "one undecodable file refuses the request")
+    r = S.upload_raw(c2, reencode(name), "image/jpeg", as_="warehouse")
+    expect_status(r, 201)
+    item = r.json["items"][0]
+    check(item["matches"] == [] and not set(item["flags"]) & set(REUSE_FLAGS),
+          "matched a refused upload: %r" % item["matches"])
+    r = S.upload_raw(c1, photo(name), "image/jpeg", as_="warehouse")
+    expect_status(r, 201)
+    check([m["evidence_id"] for m in r.json["items"][0]["matches"]] == [item["evidence_id"]],
+          "the original, sent again, finds the copy: %r" % r.json["items"][0]["matches"])
 
 
 def leaks(body, other_case_ids, other_evidence_ids):
