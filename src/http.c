@@ -622,6 +622,10 @@ static enum MHD_Result handle_similar(req *r, struct MHD_Connection *conn)
                                  "query parameter 'limit' must be a number from 1 to 500");
         limit = (int)v;
     }
+    /* The route's roles already exclude parties to a case; this keeps it so if a role is
+     * ever added there. */
+    if (!evidence_may_see_reuse(&r->key))
+        return respond_error(r, conn, 403, "forbidden", "this key may not list matches");
     ex_rc rc = evidence_lookup(r->srv->a, r->id, &r->key, &ev, &e);
     if (!rc) rc = evidence_similar_json(r->srv->a, &ev, limit, &out, &e);
     if (rc) return respond_rc(r, conn, rc, &e);

@@ -1,6 +1,7 @@
 /* intake.c - streamed upload -> checked, stored, linked evidence (see intake.h). */
 #include "exhibit/intake.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +16,28 @@
 
 #define NOTE_MAX 2000
 
+/* Two copies of one picture uploaded at the same moment must find each other. The index only
+ * holds committed images (a candidate's signature is read back from the database, and a match
+ * row must name a committed item), so "look for earlier copies", "commit" and "become
+ * findable" run as one step under this lock: of any two uploads the later one to take it sees
+ * the earlier one committed and indexed, and a rolled-back upload never reaches the index.
+ * Decoding, hashing and blob fsyncs stay outside it; the transaction inside is serialised by
+ * db_lock anyway, so the lock only adds the index query to what already runs one at a time.
+ * One per process: there is one index per process. */
+static pthread_mutex_t reuse_lock = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct staged {
     blob_writer w;
-    int open;      /* receiving bytes */
-    int finished;  /* hashed and fsynced */
+    int open;     /* receiving bytes */
+    int finished; /* hashed and fsynced */
     image_type type;
-    int64_t rowid;   /* evidence row once linked */
-    json_t *meta;    /* what the image is (analysis or the stored row), owned */
-    nd_sig *sig;     /* reuse signature: the analysis's, or parsed from the stored row */
+    int64_t rowid;        /* evidence row once linked */
+    json_t *meta;         /* what the image is (analysis or the stored row), owned */
+    nd_sig *sig;          /* reuse signature: the analysis's, or parsed from the stored row */
     matcher_hit hits[32]; /* near matches among earlier images (other blobs) */
     size_t nhits;
-    analysis an;     /* set when this request decoded the image */
+    int sig_stored; /* this request's transaction stored the blob's signature */
+    analysis an;    /* set when this request decoded the image */
     int analyzed;
 } staged;
 
@@ -195,9 +207,8 @@ static json_t *stored_meta(intake *u, const char *sha, nd_sig **sig)
     db_stmt *s = NULL;
     json_t *meta = NULL;
     db_lock(u->a->db);
-    if (db_prepare(u->a->db,
-                   "SELECT meta, nd_sig FROM blobs WHERE sha256 = ? AND meta IS NOT NULL", &s,
-                   NULL) == EX_OK) {
+    if (db_prepare(u->a->db, "SELECT meta, nd_sig FROM blobs WHERE sha256 = ? AND meta IS NOT NULL",
+                   &s, NULL) == EX_OK) {
         db_bind_text(s, 1, sha);
         if (db_step(s, NULL) == DB_ROW) {
             meta = json_loads(db_col_text(s, 0), 0, NULL);
@@ -235,10 +246,11 @@ static ex_rc find_matches(intake *u, staged *f, ex_error *e)
                         sizeof f->hits / sizeof *f->hits, &f->nhits, e);
 }
 
-/* Decodes and describes one file (or reuses what is known about the same bytes). */
+/* Decodes and describes one file (or reuses what is known about the same bytes). Matching
+ * waits for reuse_lock (intake_commit). */
 static ex_rc inspect_file(intake *u, staged *f, size_t i, ex_error *e)
 {
-    if ((f->meta = stored_meta(u, f->w.hex, &f->sig))) return find_matches(u, f, e);
+    if ((f->meta = stored_meta(u, f->w.hex, &f->sig))) return EX_OK;
     ex_rc rc = analyze_file(u->a, f->w.tmp_path, &f->an, e);
     if (rc) {
         /* Say which file of a multi-file upload was refused. */
@@ -252,7 +264,7 @@ static ex_rc inspect_file(intake *u, staged *f, size_t i, ex_error *e)
     f->analyzed = 1;
     f->meta = json_incref(f->an.meta);
     f->sig = f->an.sig;
-    return find_matches(u, f, e);
+    return EX_OK;
 }
 
 /* Links one stored file to the case inside the caller's transaction. */
@@ -297,6 +309,8 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
             db_bind_text(s, 8, f->an.preview_sha);
             db_bind_text(s, 9, meta);
             rc = db_exec_stmt(s, e);
+            /* A concurrent upload of the same bytes may have stored (and indexed) it first. */
+            f->sig_stored = !rc && db_changes(d) > 0;
             db_finalize(s);
         }
         free(meta);
@@ -400,8 +414,8 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
     snprintf(detail, sizeof detail,
              "{\"case_id\":\"%s\",\"sha256\":\"%s\",\"bytes\":%llu,\"source\":\"%s\","
              "\"exact_matches\":%d,\"near_matches\":%d}",
-             u->c.case_id, f->w.hex, (unsigned long long)f->w.size,
-             key_role_name(u->who.role), exact, near);
+             u->c.case_id, f->w.hex, (unsigned long long)f->w.size, key_role_name(u->who.role),
+             exact, near);
     if ((rc = audit_append(d, who, "evidence.added", evid, detail, e))) return rc;
     *created = 1;
     return EX_OK;
@@ -409,8 +423,9 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
 
 /* Photos an inspection may attach: this case's, not yet in an inspection, taken by the
  * warehouse (or an admin), never the buyer's own evidence. */
-#define LINKABLE "evidence_id = ? AND case_ref = ? AND inspection_ref IS NULL " \
-                 "AND source IN ('warehouse', 'admin')"
+#define LINKABLE                                                                                   \
+    "evidence_id = ? AND case_ref = ? AND inspection_ref IS NULL "                                 \
+    "AND source IN ('warehouse', 'admin')"
 
 /* Refuses an inspection naming photos it may not attach, before anything is stored (the
  * transaction checks again). */
@@ -461,8 +476,8 @@ static ex_rc insert_inspection(intake *u, const char *now, const char *who, ex_e
     u->inspection_rowid = db_last_rowid(u->a->db);
     /* Photos uploaded one by one before the form was submitted join the inspection. */
     for (size_t i = 0; i < u->nlink; i++) {
-        if ((rc = db_prepare(u->a->db, "UPDATE evidence SET inspection_ref = ? WHERE " LINKABLE,
-                             &s, e)))
+        if ((rc = db_prepare(u->a->db, "UPDATE evidence SET inspection_ref = ? WHERE " LINKABLE, &s,
+                             e)))
             return rc;
         db_bind_int(s, 1, u->inspection_rowid);
         db_bind_text(s, 2, u->link_ids[i]);
@@ -477,8 +492,8 @@ static ex_rc insert_inspection(intake *u, const char *now, const char *who, ex_e
                            "that is free to attach",
                            u->link_ids[i]);
     }
-    json_t *detail = json_pack("{s:s, s:s, s:s, s:i}", "case_id", u->c.case_id, "grade",
-                               u->grade, "notes", u->notes ? u->notes : "", "files", (int)u->n);
+    json_t *detail = json_pack("{s:s, s:s, s:s, s:i}", "case_id", u->c.case_id, "grade", u->grade,
+                               "notes", u->notes ? u->notes : "", "files", (int)u->n);
     char *text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(detail);
     rc = text ? audit_append(u->a->db, who, "inspection.recorded", u->inspection_id, text, e)
@@ -523,6 +538,14 @@ ex_rc intake_commit(intake *u, json_t **items, int *created, json_t **inspection
     util_time_now(now);
     cases_actor(&u->who, who, sizeof who);
     int any_new = 0;
+    int reuse = u->a->matcher != NULL && u->n > 0;
+    if (reuse) pthread_mutex_lock(&reuse_lock);
+    for (size_t i = 0; reuse && !rc && i < u->n; i++)
+        rc = find_matches(u, &u->files[i], e);
+    if (rc) {
+        if (reuse) pthread_mutex_unlock(&reuse_lock);
+        return rc;
+    }
     db_lock(u->a->db);
     if (!(rc = db_begin(u->a->db, e))) {
         if (u->inspection) {
@@ -537,22 +560,25 @@ ex_rc intake_commit(intake *u, json_t **items, int *created, json_t **inspection
             rc = db_commit(u->a->db, e);
     }
     db_unlock(u->a->db);
-    if (rc) return rc;
-    /* Later uploads can match these from now on. A failure here only delays that until the
-     * next start, which rebuilds the index from the database. */
-    for (size_t i = 0; u->a->matcher && i < u->n; i++) {
+    /* Committed: later uploads can match these from now on (still under reuse_lock, so none
+     * can search in between). A failure here only delays that until the next start, which
+     * rebuilds the index from the database. */
+    for (size_t i = 0; reuse && !rc && i < u->n; i++) {
         staged *f = &u->files[i];
         ex_error ie;
-        if (f->analyzed && matcher_add(u->a->matcher, blob_rowid(u, f->w.hex), f->sig, &ie))
+        if (f->sig_stored && matcher_add(u->a->matcher, blob_rowid(u, f->w.hex), f->sig, &ie))
             log_event("warn", "match_index_add", "sha256=%s code=%s", f->w.hex, ie.code);
     }
+    if (reuse) pthread_mutex_unlock(&reuse_lock);
+    if (rc) return rc;
 
     json_t *arr = json_array();
     if (!arr) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
     for (size_t i = 0; i < u->n; i++) {
         /* A file sent twice in one request is one item: list it once. */
         int dup = 0;
-        for (size_t j = 0; j < i; j++) dup |= u->files[j].rowid == u->files[i].rowid;
+        for (size_t j = 0; j < i; j++)
+            dup |= u->files[j].rowid == u->files[i].rowid;
         if (dup) continue;
         json_t *item = NULL;
         if ((rc = evidence_item_json(u->a, u->files[i].rowid, &u->who, 0, &item, e))) {
@@ -575,10 +601,9 @@ ex_rc intake_commit(intake *u, json_t **items, int *created, json_t **inspection
         }
         db_finalize(s);
         db_unlock(u->a->db);
-        *inspection = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "inspection_id",
-                                u->inspection_id, "case_id", u->c.case_id, "grade", u->grade,
-                                "notes", u->notes ? u->notes : "", "created_at", now,
-                                "evidence_ids", ids);
+        *inspection = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "inspection_id", u->inspection_id,
+                                "case_id", u->c.case_id, "grade", u->grade, "notes",
+                                u->notes ? u->notes : "", "created_at", now, "evidence_ids", ids);
     }
     *items = arr;
     *created = any_new;

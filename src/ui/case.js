@@ -6,8 +6,9 @@
 // pair of images with distance and link, a two-up compare view, and the decision form.
 //
 // Extra reads after the case loads, all best effort: GET /v1/evidence/{id} for the editor
-// behind an `edited_software` flag, and GET /v1/evidence/{id}/similar for matches recorded
-// after the photo was stored (an item's own `matches` only lists earlier evidence).
+// behind an `edited_software` flag, and GET /v1/evidence/{id}/similar for the source, upload
+// time and thumbnail of each match (the item itself names earlier evidence in `matches` and
+// later evidence in `matched_by`).
 
 import {
   $, api, camera, caseUrl, clear, el, eachLimit, evidenceUrl, findCases, flagList, flagWords,
@@ -175,11 +176,12 @@ function photoCard(e, title) {
   return card;
 }
 
-// Matches from the item itself plus the ones /similar reported, one entry per other photo.
+// Matches from the item itself (both directions) plus what /similar reported, one entry per
+// other photo.
 function allMatches(e) {
   const extra = state.extra.get(e.evidence_id) || {};
   const byId = new Map();
-  for (const m of e.matches || []) byId.set(m.evidence_id, {...m});
+  for (const m of [...(e.matches || []), ...(e.matched_by || [])]) byId.set(m.evidence_id, {...m});
   for (const m of extra.similar || []) byId.set(m.evidence_id, {...(byId.get(m.evidence_id) || {}), ...m});
   byId.delete(e.evidence_id);
   return Array.from(byId.values()).sort((x, y) => (+x.distance || 0) - (+y.distance || 0));

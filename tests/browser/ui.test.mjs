@@ -312,7 +312,10 @@ async function main() {
       description: 'Screen cracked on arrival; box was dented.'});
     T.iphone = await S.upload(T.A.case_id, S.keys.buyer, IPHONE);
     T.reusedInA = await S.upload(T.A.case_id, S.keys.buyer, REUSED);
-    check((T.reusedInA.flags || []).includes('reused_exact'), 'the reused photo is not flagged reused_exact by the API');
+    // Buyers never learn of another case; staff keys see the reuse.
+    check(!(T.reusedInA.flags || []).includes('reused_exact') && !(T.reusedInA.matches || []).length, 'the buyer is told of another case');
+    const staff = await S.api('GET', '/v1/evidence/' + T.reusedInA.evidence_id, {key: S.keys.mediator});
+    check((staff.data.flags || []).includes('reused_exact'), 'the reused photo is not flagged reused_exact by the API');
   });
 
   // ---- sign-in rules ----
@@ -589,7 +592,7 @@ async function main() {
     const [a, b] = [await imgs.nth(0).boundingBox(), await imgs.nth(1).boundingBox()];
     check(Math.abs(a.y - b.y) < 2 && a.x + a.width <= b.x, 'the pair is not next to each other');
     eq(await m.locator('a.case-link').getAttribute('href'), '/ui/cases/' + T.B.case_id, 'link to the other case');
-    // The earlier case sees the later reuse as well (through /similar).
+    // The earlier case sees the later reuse as well (`matched_by`, and /similar).
     await p.goto(S.base + '/ui/cases/' + T.B.case_id);
     await p.waitForSelector('body[data-extras]');
     eq(await card(T.reusedInB.evidence_id).locator(`.match[data-match-case="${T.A.case_id}"]`).count(), 1, 'match seen from the earlier case');

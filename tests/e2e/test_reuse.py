@@ -47,10 +47,16 @@ def make_variant(name, argv):
 
 
 def upload(data, buyer="buyer"):
+    """Uploads as a buyer; returns the item as a mediator sees it (buyers never see reuse)."""
     c = S.create_case(buyer_id="b-alice" if buyer == "buyer" else "b-bob")
     r = S.upload_raw(c["case_id"], data, "image/jpeg", as_=buyer)
     expect_status(r, 201)
-    return c, r.json["items"][0]
+    mine = r.json["items"][0]
+    check(mine["matches"] == [] and not set(mine["flags"]) & {"reused_exact", "reused_near"},
+          "a buyer's upload response tells of other cases: %r" % mine)
+    r = S.get("/v1/evidence/" + mine["evidence_id"], "mediator")
+    expect_status(r, 200)
+    return c, r.json
 
 
 @R.test

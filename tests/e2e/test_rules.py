@@ -32,12 +32,20 @@ def item_matches_list_earlier_evidence_only_similar_lists_both():
     c1, c2 = S.create_case(), S.create_case(buyer_id="b-bob")
     first = S.upload_raw(c1["case_id"], data, "image/jpeg", as_="buyer").json["items"][0]
     second = S.upload_raw(c2["case_id"], data, "image/jpeg", as_="buyer2").json["items"][0]
+    second = S.get("/v1/evidence/%s" % second["evidence_id"], "mediator").json
     check(second["matches"] and second["matches"][0]["evidence_id"] == first["evidence_id"],
           "the later item lists the earlier one: %r" % second["matches"])
+    r = S.get("/v1/evidence/%s" % first["evidence_id"], "mediator")
+    expect_status(r, 200)
+    check(r.json["matches"] == [] and "reused_exact" in r.json["flags"]
+          and [m["evidence_id"] for m in r.json["matched_by"]] == [second["evidence_id"]],
+          "the earlier item's matches stay earlier evidence; the later one is matched_by: %r"
+          % r.json)
     r = S.get("/v1/evidence/%s" % first["evidence_id"], "buyer")
     expect_status(r, 200)
-    check(r.json["matches"] == [] and "reused_exact" not in r.json["flags"],
-          "the earlier item must not point at a later case: %r" % r.json)
+    check(r.json["matches"] == [] and r.json["matched_by"] == []
+          and "reused_exact" not in r.json["flags"],
+          "a buyer must not learn of another case: %r" % r.json)
     r = S.get("/v1/evidence/%s/similar" % first["evidence_id"], "mediator")
     expect_status(r, 200)
     ids = [m["evidence_id"] for m in r.json["matches"]]
