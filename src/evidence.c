@@ -27,8 +27,8 @@ ex_rc evidence_lookup(app *a, const char *evidence_id, const key_info *viewer, e
     db_lock(a->db);
     rc = db_prepare(a->db,
                     "SELECT e.id, e.case_ref, e.evidence_id, e.sha256, b.media_type, b.bytes, "
-                    "c.buyer_id, b.thumb_sha256, b.preview_sha256 FROM evidence e JOIN cases c ON "
-                    "c.id = e.case_ref "
+                    "c.buyer_id, b.thumb_sha256, b.preview_sha256 FROM evidence e "
+                    "JOIN cases c ON c.id = e.case_ref "
                     "JOIN blobs b ON b.sha256 = e.sha256 WHERE e.evidence_id = ?",
                     &s, e);
     if (!rc) {
