@@ -10,7 +10,7 @@
 
 PKGS := vips libexif sqlite3 libmicrohttpd libcrypto jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lvl -lpthread -lm
 
 CC ?= cc
 WARN := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
@@ -27,8 +27,9 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 SCHEMAS := $(sort $(wildcard schemas/*.sql))
 UI_FILES := $(sort $(wildcard src/ui/*))
 
-REL_OBJ := $(LIB_SRC:src/%.c=build/rel/%.o) build/rel/gen_schema.o build/rel/gen_ui.o
-ASAN_OBJ := $(LIB_SRC:src/%.c=build/asan/%.o) build/asan/gen_schema.o build/asan/gen_ui.o
+GEN := schema ui vocab
+REL_OBJ := $(LIB_SRC:src/%.c=build/rel/%.o) $(GEN:%=build/rel/gen_%.o)
+ASAN_OBJ := $(LIB_SRC:src/%.c=build/asan/%.o) $(GEN:%=build/asan/gen_%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=build/tools/%)
 REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
@@ -53,6 +54,11 @@ build/gen/ui.c: $(UI_FILES) tools/embed.sh
 	@mkdir -p $(@D)
 	@echo "  BUILD   $@"
 	@sh tools/embed.sh $@ ui_files $(UI_FILES)
+# The visual vocabulary of the local-feature tier (tools/train_vocab.c made it).
+build/gen/vocab.c: src/vocab.bin tools/embed.sh
+	@mkdir -p $(@D)
+	@echo "  BUILD   $@"
+	@sh tools/embed.sh $@ vocab_files src/vocab.bin
 build/rel/gen_%.o: build/gen/%.c
 	@mkdir -p $(@D)
 	@echo "  BUILD   $@"
@@ -80,11 +86,11 @@ build/tools/%: tools/%.c $(REL_OBJ)
 	@mkdir -p $(@D)
 	@echo "  BUILD   $@"
 	@$(CC) $(CFLAGS_REL) $(INC) -o $@ $< $(REL_OBJ) $(PKG_LIBS)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) build/gen/schema.c build/gen/ui.c
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) build/gen/schema.c build/gen/ui.c build/gen/vocab.c
 	@mkdir -p $(@D)
 	@echo "  BUILD   $@"
 	@clang -O1 -g -fsanitize=fuzzer,address,undefined $(filter-out -Werror,$(WARN)) $(INC) \
-	    -o $@ $< $(LIB_SRC) build/gen/schema.c build/gen/ui.c $(PKG_LIBS)
+	    -o $@ $< $(LIB_SRC) build/gen/schema.c build/gen/ui.c build/gen/vocab.c $(PKG_LIBS)
 
 -include $(wildcard build/rel/*.d build/asan/*.d)
 

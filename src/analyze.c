@@ -150,7 +150,7 @@ ex_rc analyze_file(app *a, const char *path, analysis *out, ex_error *e)
         goto done;
     }
     phash_pdq pdq;
-    if ((rc = nd_sig_compute(ir.luma, ir.luma_w, ir.luma_h, &out->sig, e)) ||
+    if ((rc = reuse_sig_compute(ir.luma, ir.luma_w, ir.luma_h, &out->sig, e)) ||
         (rc = reference_pdq(ir.luma, ir.luma_w, ir.luma_h, &pdq, e)))
         goto done;
     json_object_set_new(out->meta, "hashes", analyze_hashes_json(&pdq, out->sig));
@@ -180,18 +180,18 @@ ex_rc analysis_store(app *a, const analysis *an, ex_error *e)
     return rc;
 }
 
-json_t *analyze_hashes_json(const phash_pdq *pdq, const nd_sig *sig)
+json_t *analyze_hashes_json(const phash_pdq *pdq, const reuse_sig *sig)
 {
     char pdq_hex[65], p64[17];
     phash_pdq_hex(pdq, pdq_hex);
-    phash_dct64_hex(nd_sig_phash64(sig), p64);
+    phash_dct64_hex(reuse_sig_phash64(sig), p64);
     return json_pack("{s:s, s:i, s:s}", "pdq", pdq_hex, "pdq_quality", pdq->quality, "phash64",
                      p64);
 }
 
 void analysis_release(analysis *an)
 {
-    nd_sig_free(an->sig);
+    reuse_sig_free(an->sig);
     json_decref(an->meta);
     free(an->luma);
     free(an->thumb);

@@ -69,11 +69,13 @@ static ex_rc matches_list(app *a, int64_t rowid, int sides, int limit, int detai
      * later evidence that repeats it; /similar lists both. */
     ex_rc rc = db_prepare(a->db,
                           "SELECT o.evidence_id, oc.case_id, m.kind, m.distance, o.source, "
-                          "o.created_at FROM matches m JOIN evidence o ON o.id = m.other_ref "
+                          "o.created_at, m.tier, m.region, 0 FROM matches m "
+                          "JOIN evidence o ON o.id = m.other_ref "
                           "JOIN cases oc ON oc.id = o.case_ref WHERE m.evidence_ref = ?1 AND ?3 "
                           "UNION ALL "
                           "SELECT o.evidence_id, oc.case_id, m.kind, m.distance, o.source, "
-                          "o.created_at FROM matches m JOIN evidence o ON o.id = m.evidence_ref "
+                          "o.created_at, m.tier, m.region, 1 FROM matches m "
+                          "JOIN evidence o ON o.id = m.evidence_ref "
                           "JOIN cases oc ON oc.id = o.case_ref WHERE m.other_ref = ?1 AND ?4 "
                           "ORDER BY 4, 6, 1 LIMIT ?2",
                           &s, e);
@@ -88,6 +90,20 @@ static ex_rc matches_list(app *a, int64_t rowid, int sides, int limit, int detai
         json_t *m = json_pack("{s:s, s:s, s:s, s:I}", "evidence_id", db_col_text(s, 0), "case_id",
                               db_col_text(s, 1), "kind", db_col_text(s, 2), "distance",
                               (json_int_t)db_col_int(s, 3));
+        /* Where the two pictures overlap, each in fractions of its own width and height (the
+         * row keeps them from the later item's side). */
+        const char *tier = db_col_text(s, 6), *region = db_col_text(s, 7);
+        json_t *rg = region ? json_loads(region, 0, NULL) : NULL;
+        if (tier) json_object_set_new(m, "tier", json_string(tier));
+        if (rg) {
+            int later = db_col_int(s, 8) == 0; /* this item is the later one */
+            json_object_set_new(
+                m, "region",
+                json_pack("{s:O, s:O, s:O}", "this", json_object_get(rg, later ? "new" : "old"),
+                          "other", json_object_get(rg, later ? "old" : "new"), "mirrored",
+                          json_object_get(rg, "mirrored")));
+            json_decref(rg);
+        }
         if (detailed) {
             char url[128];
             snprintf(url, sizeof url, "/v1/evidence/%s/thumb", db_col_text(s, 0));

@@ -33,7 +33,7 @@ typedef struct staged {
     image_type type;
     int64_t rowid;        /* evidence row once linked */
     json_t *meta;         /* what the image is (analysis or the stored row), owned */
-    nd_sig *sig;          /* reuse signature: the analysis's, or parsed from the stored row */
+    reuse_sig *sig;       /* reuse signature: the analysis's, or parsed from the stored row */
     matcher_hit hits[32]; /* near matches among earlier images (other blobs) */
     size_t nhits;
     int sig_stored; /* this request's transaction stored the blob's signature */
@@ -84,7 +84,7 @@ void intake_free(intake *u)
     for (size_t i = 0; i < u->n; i++) {
         blob_writer_abort(&u->files[i].w);
         json_decref(u->files[i].meta);
-        if (u->files[i].sig != u->files[i].an.sig) nd_sig_free(u->files[i].sig);
+        if (u->files[i].sig != u->files[i].an.sig) reuse_sig_free(u->files[i].sig);
         analysis_release(&u->files[i].an);
     }
     free(u->files);
@@ -202,19 +202,19 @@ ex_rc intake_set_field(intake *u, const char *name, const char *value, ex_error 
 }
 
 /* The stored analysis (and signature) of these bytes, if an earlier upload made one. */
-static json_t *stored_meta(intake *u, const char *sha, nd_sig **sig)
+static json_t *stored_meta(intake *u, const char *sha, reuse_sig **sig)
 {
     db_stmt *s = NULL;
     json_t *meta = NULL;
     db_lock(u->a->db);
-    if (db_prepare(u->a->db, "SELECT meta, nd_sig FROM blobs WHERE sha256 = ? AND meta IS NOT NULL",
+    if (db_prepare(u->a->db, "SELECT meta, rsig FROM blobs WHERE sha256 = ? AND meta IS NOT NULL",
                    &s, NULL) == EX_OK) {
         db_bind_text(s, 1, sha);
         if (db_step(s, NULL) == DB_ROW) {
             meta = json_loads(db_col_text(s, 0), 0, NULL);
             int len = 0;
             const void *blob = db_col_blob(s, 1, &len);
-            if (meta && blob && nd_sig_parse(blob, (size_t)len, sig, NULL) != EX_OK) *sig = NULL;
+            if (meta && blob && reuse_sig_parse(blob, (size_t)len, sig, NULL) != EX_OK) *sig = NULL;
         }
     }
     db_finalize(s);
@@ -278,18 +278,18 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
         char *meta = json_dumps(f->meta, JSON_COMPACT | JSON_REAL_PRECISION(10));
         uint8_t *sig = NULL;
         size_t sig_len = 0;
-        if (!meta || nd_sig_serialize(f->an.sig, &sig, &sig_len, NULL) != EX_OK) {
+        if (!meta || reuse_sig_serialize(f->an.sig, &sig, &sig_len, NULL) != EX_OK) {
             free(meta);
             return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
         }
         const json_t *h = json_object_get(f->meta, "hashes");
         rc = db_prepare(d,
                         "INSERT INTO blobs(sha256, bytes, media_type, created_at, width, height, "
-                        "thumb_sha256, preview_sha256, meta, pdq, pdq_quality, phash64, nd_sig) "
+                        "thumb_sha256, preview_sha256, meta, pdq, pdq_quality, phash64, rsig) "
                         "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) "
                         "ON CONFLICT(sha256) DO UPDATE SET width = ?5, height = ?6, "
                         "thumb_sha256 = ?7, preview_sha256 = ?8, meta = ?9, pdq = ?10, "
-                        "pdq_quality = ?11, phash64 = ?12, nd_sig = ?13 WHERE meta IS NULL",
+                        "pdq_quality = ?11, phash64 = ?12, rsig = ?13 WHERE meta IS NULL",
                         &s, e);
         if (!rc) {
             db_bind_text(s, 10, json_string_value(json_object_get(h, "pdq")));
@@ -394,16 +394,25 @@ static ex_rc link_file(intake *u, staged *f, const char *now, const char *who, i
     for (size_t i = 0; i < f->nhits; i++) {
         if ((rc = db_prepare(d,
                              "INSERT OR IGNORE INTO matches(evidence_ref, other_ref, kind, "
-                             "distance) SELECT ?, e.id, 'near', ? FROM evidence e "
-                             "JOIN blobs b ON b.sha256 = e.sha256 "
+                             "distance, tier, region) SELECT ?, e.id, 'near', ?, ?, ? "
+                             "FROM evidence e JOIN blobs b ON b.sha256 = e.sha256 "
                              "WHERE b.rowid = ? AND e.case_ref != ? AND e.id != ?",
                              &s, e)))
             return rc;
+        const matcher_hit *h = &f->hits[i];
+        char region[256];
+        snprintf(region, sizeof region,
+                 "{\"new\":[%.4f,%.4f,%.4f,%.4f],\"old\":[%.4f,%.4f,%.4f,%.4f],"
+                 "\"mirrored\":%s}",
+                 h->new_box[0], h->new_box[1], h->new_box[2], h->new_box[3], h->old_box[0],
+                 h->old_box[1], h->old_box[2], h->old_box[3], h->mirrored ? "true" : "false");
         db_bind_int(s, 1, f->rowid);
-        db_bind_int(s, 2, f->hits[i].distance);
-        db_bind_int(s, 3, f->hits[i].blob_rowid);
-        db_bind_int(s, 4, u->c.rowid);
-        db_bind_int(s, 5, f->rowid);
+        db_bind_int(s, 2, h->distance);
+        db_bind_text(s, 3, h->tier);
+        db_bind_text(s, 4, region);
+        db_bind_int(s, 5, h->blob_rowid);
+        db_bind_int(s, 6, u->c.rowid);
+        db_bind_int(s, 7, f->rowid);
         rc = db_exec_stmt(s, e);
         near += db_changes(d);
         db_finalize(s);

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "exhibit/analyze.h"
 #include "exhibit/hash.h"
 #include "exhibit/matcher.h"
+#include "exhibit/reindex.h"
 #include "exhibit/util.h"
 
 static void usage(FILE *f)
@@ -32,6 +34,7 @@ static void usage(FILE *f)
           "  exhibit key create [--data DIR] --role ROLE [--subject ID]\n"
           "  exhibit audit verify [--data DIR]\n"
           "  exhibit hash FILE...   (one JSON line per file: sha256, pdq, pdq_quality, phash64)\n"
+          "  exhibit reindex [--data DIR]   (recompute reuse signatures of an older version)\n"
           "roles: admin, platform, buyer (needs --subject BUYER_ID), warehouse, mediator\n"
           "DIR defaults to ./storage\n",
           f);
@@ -171,6 +174,66 @@ static int cmd_audit_verify(int argc, char **argv)
     return rc;
 }
 
+typedef struct background_reindex {
+    app *a;
+    pthread_t thread;
+    int started;
+    volatile int stop;
+} background_reindex;
+
+static void *reindex_thread(void *arg)
+{
+    background_reindex *bg = arg;
+    reindex_stats st;
+    ex_error e = {{0}, {0}};
+    log_event("info", "reindex_start", "background=1");
+    if (reindex_run(bg->a, bg->a->matcher, &bg->stop, NULL, NULL, &st, &e))
+        log_event("error", "reindex", "code=%s", e.code);
+    else
+        log_event("info", "reindex_done", "rows=%zu done=%zu failed=%zu", st.total, st.done,
+                  st.failed);
+    return NULL;
+}
+
+static void reindex_bar(const reindex_stats *s, void *arg)
+{
+    double t0 = *(const double *)arg, dt = util_mono_now() - t0;
+    size_t k = s->done + s->failed;
+    int width = 30, fill = s->total ? (int)(width * k / s->total) : width;
+    fprintf(stderr, "\rreindex [%.*s%*s] %zu/%zu  %.1f/s  failed %zu", fill,
+            "##############################", width - fill, "", k, s->total,
+            dt > 0 ? k / dt : 0.0, s->failed);
+    fflush(stderr);
+}
+
+/* Recomputes every stale reuse signature (a new REUSE_SIG_VERSION); safe beside a running
+ * server on the same data, and resumable: interrupted, it goes on where it stopped. */
+static int cmd_reindex(int argc, char **argv, const char *argv0)
+{
+    app a = {0};
+    ex_error e = {{0}, {0}};
+    config_defaults(&a.cfg);
+    if (parse_opts(argc, argv, &a.cfg, NULL, NULL)) return 2;
+    log_set_quiet(1);
+    if (image_global_init(argv0, &e)) {
+        fprintf(stderr, "exhibit: %s\n", e.message);
+        return 1;
+    }
+    if (open_data(&a, NULL)) return 1;
+    double t0 = util_mono_now();
+    reindex_stats st = {0};
+    ex_rc rc = reindex_run(&a, NULL, NULL, isatty(2) ? reindex_bar : NULL, &t0, &st, &e);
+    if (isatty(2) && st.total) fputc('\n', stderr);
+    if (rc)
+        fprintf(stderr, "exhibit: reindex: %s\n", e.message);
+    else
+        printf("reindex: %zu signatures recomputed, %zu failed, %zu were current\n", st.done,
+               st.failed, (size_t)0);
+    db_close(a.db);
+    image_global_shutdown();
+    return rc || st.failed ? 1 : 0;
+}
+
 static int cmd_serve(int argc, char **argv, const char *argv0)
 {
     app a = {0};
@@ -198,8 +261,8 @@ static int cmd_serve(int argc, char **argv, const char *argv0)
     if (sem_init(&a.decode_slots, 0, a.cfg.max_inflight_images) == 0) a.decode_slots_ready = 1;
     if (cleaned) log_event("info", "tmp_cleaned", "files=%d", cleaned);
     double t0 = util_mono_now();
-    size_t images = 0;
-    if (matcher_open(a.db, &a.matcher, &images, &e)) {
+    size_t images = 0, stale = 0;
+    if (matcher_open(a.db, &a.matcher, &images, &stale, &e)) {
         fprintf(stderr, "exhibit: cannot build the match index: %s\n", e.message);
         return 1;
     }
@@ -217,6 +280,9 @@ static int cmd_serve(int argc, char **argv, const char *argv0)
                "[--subject BUYER_ID]\n",
                secret, a.cfg.data_dir);
     }
+    /* Signatures of an older version are recomputed while the server serves. */
+    background_reindex bg = {.a = &a};
+    if (stale && pthread_create(&bg.thread, NULL, reindex_thread, &bg) == 0) bg.started = 1;
     http_server *srv = NULL;
     int port = 0;
     if (http_start(&a, &srv, &port, &e)) {
@@ -231,7 +297,9 @@ static int cmd_serve(int argc, char **argv, const char *argv0)
     int sig = 0;
     sigwait(&set, &sig);
     log_event("info", "stopping", "signal=%d", sig);
+    bg.stop = 1;
     http_stop(srv, 30);
+    if (bg.started) pthread_join(bg.thread, NULL);
     matcher_free(a.matcher);
     db_close(a.db);
     image_global_shutdown();
@@ -304,6 +372,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "key") == 0 && argc >= 3 && strcmp(argv[2], "create") == 0)
         return cmd_key_create(argc - 3, argv + 3);
     if (strcmp(cmd, "hash") == 0) return cmd_hash(argc - 2, argv + 2, argv[0]);
+    if (strcmp(cmd, "reindex") == 0) return cmd_reindex(argc - 2, argv + 2, argv[0]);
     if (strcmp(cmd, "audit") == 0 && argc >= 3 && strcmp(argv[2], "verify") == 0)
         return cmd_audit_verify(argc - 3, argv + 3);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {

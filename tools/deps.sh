@@ -3,7 +3,7 @@
 # are present. Uses sudo when not root.
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libvips-dev libexif-dev libsqlite3-dev
-libmicrohttpd-dev libssl-dev libjansson-dev python3 curl libimage-exiftool-perl chromium
+libmicrohttpd-dev libssl-dev libjansson-dev libvlfeat-dev python3 curl libimage-exiftool-perl chromium
 fonts-dejavu-core libvips-tools"
 missing=""
 for p in $PKGS; do

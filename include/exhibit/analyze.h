@@ -22,7 +22,7 @@
 
 #include "exhibit/app.h"
 #include "exhibit/image.h"
-#include "exhibit/neardup.h"
+#include "exhibit/reuse.h"
 
 typedef struct analysis {
     image_type type;
@@ -31,7 +31,7 @@ typedef struct analysis {
     json_t *meta; /* owned */
     float *luma;  /* upright preview luminance for perceptual hashing (owned) */
     int luma_w, luma_h;
-    nd_sig *sig;              /* reuse-detection signature of the upright pixels (owned) */
+    reuse_sig *sig;           /* reuse-detection signature of the upright pixels (owned) */
     uint8_t *thumb, *preview; /* the derivative JPEGs, not yet stored (owned) */
     size_t thumb_len, preview_len;
 } analysis;
@@ -40,7 +40,7 @@ typedef struct analysis {
  * EX_EBUSY "overloaded" when every decode slot stayed busy for the wait limit. */
 ex_rc analyze_file(app *a, const char *path, analysis *out, ex_error *e) EX_MUST_CHECK;
 /* {"pdq": 64 hex (PDQ reference format), "pdq_quality": 0..100, "phash64": 16 hex}. */
-json_t *analyze_hashes_json(const phash_pdq *pdq, const nd_sig *sig);
+json_t *analyze_hashes_json(const phash_pdq *pdq, const reuse_sig *sig);
 
 /* Stores the two derivatives in the blob store (content-addressed, atomic). */
 ex_rc analysis_store(app *a, const analysis *an, ex_error *e) EX_MUST_CHECK;

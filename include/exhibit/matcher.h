@@ -1,11 +1,14 @@
 /* matcher.h - finds earlier images that are the same picture as a new one (reuse detection).
  *
- * Holds every stored image's index keys (neardup.h) in one in-memory multi-index hash
- * (hindex.h), keyed by the blob's database rowid: built from the database at start, extended
- * after each committed upload. A query takes the new image's keys to the index for candidates
- * within ND_INDEX_RADIUS, loads each candidate's stored signature and keeps those nd_match
- * accepts, closest first. Thread-safe (the index has its own lock; database reads take
- * db_lock briefly).
+ * Holds every stored image in two in-memory indexes keyed by the blob's database rowid: its
+ * whole-image PDQ in a multi-index hash (hindex.h) and its visual words in an inverted file
+ * (wordindex.h). Built from the database at start (rows whose signature is of another version
+ * are skipped and counted: `exhibit reindex` recomputes them), extended after each committed
+ * upload. A query shortlists the images within REUSE_PDQ_RADIUS of any of the new image's 8
+ * PDQ turns (closest first) and the MATCHER_SHORTLIST images sharing the most visual words
+ * (highest tf-idf score first), loads each candidate's stored signature and keeps those
+ * reuse_match accepts, closest first. Thread-safe (the indexes have their own locks; database
+ * reads take db_lock briefly).
  */
 #ifndef EXHIBIT_MATCHER_H
 #define EXHIBIT_MATCHER_H
@@ -15,24 +18,31 @@
 
 #include "exhibit/db.h"
 #include "exhibit/err.h"
-#include "exhibit/neardup.h"
+#include "exhibit/reuse.h"
+
+#define MATCHER_SHORTLIST 32
 
 typedef struct matcher matcher;
 
 typedef struct matcher_hit {
     int64_t blob_rowid;
     int distance;
+    const char *tier;  /* "pdq" or "features" (static) */
+    int mirrored;      /* the new image is the candidate mirrored */
+    double new_box[4]; /* where the two overlap, fractions of each image: x0 y0 x1 y1 */
+    double old_box[4]; /* (features tier only; the whole image for the PDQ tier) */
 } matcher_hit;
 
-/* Loads every stored signature; *loaded (when non-NULL) receives the number of images. */
-ex_rc matcher_open(db *d, matcher **out, size_t *loaded, ex_error *e) EX_MUST_CHECK;
+/* Loads every stored signature; *loaded (when non-NULL) receives the number of images and
+ * *stale (when non-NULL) the number of rows whose signature needs `exhibit reindex`. */
+ex_rc matcher_open(db *d, matcher **out, size_t *loaded, size_t *stale, ex_error *e) EX_MUST_CHECK;
 void matcher_free(matcher *m);
 
 /* Adds a committed image. */
-ex_rc matcher_add(matcher *m, int64_t blob_rowid, const nd_sig *sig, ex_error *e) EX_MUST_CHECK;
+ex_rc matcher_add(matcher *m, int64_t blob_rowid, const reuse_sig *sig, ex_error *e) EX_MUST_CHECK;
 
-/* Images that nd_match accepts, excluding self_rowid (0: none), closest first, at most max. */
-ex_rc matcher_find(matcher *m, db *d, const nd_sig *sig, int64_t self_rowid, matcher_hit *out,
+/* Images that reuse_match accepts, excluding self_rowid (0: none), closest first, at most max. */
+ex_rc matcher_find(matcher *m, db *d, const reuse_sig *sig, int64_t self_rowid, matcher_hit *out,
                    size_t max, size_t *n, ex_error *e) EX_MUST_CHECK;
 
 /* Number of images and index memory, for logs and benchmarks. */
