@@ -9,6 +9,7 @@ hash` must print PDQ hashes within 10 bits of Meta's reference for the PDQ test 
 """
 
 import json
+import sqlite3
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (main_with_server, BIN, PHOTOS, TESTDATA, Runner, Server, check, expect_status,  # noqa: E402
-                     photo)
+                     photo, run_cli, wait_until)
 
 R = Runner("e2e")
 S = None
@@ -31,6 +32,9 @@ VARIANTS = {
     "rotate 90": ["rot", "{src}", "{dst}", "d90"],
     "white border 8%": ["embed", "{src}", "{dst}", "144", "96", "2088", "1392",
                         "--extend", "white"],
+    # Off any grid: 41% of the area from near a corner, and a 12-degree tilt.
+    "crop 41% off-centre": ["crop", "{src}", "{dst}", "1010", "420", "770", "690"],
+    "tilt 12 degrees": ["rotate", "{src}", "{dst}", "12"],
 }
 
 
@@ -71,6 +75,14 @@ def edited_copies_match_the_original_in_other_cases():
             problems.append("%s: matches %r flags %r" % (name, item["matches"], item["flags"]))
         elif not 0 < near[0]["distance"] <= 256:
             problems.append("%s: distance %r" % (name, near[0]["distance"]))
+        else:
+            # Where the two overlap, in fractions of each picture, for the mediator's outline.
+            rg = near[0].get("region") or {}
+            boxes = [rg.get("this"), rg.get("other")]
+            if near[0].get("tier") not in ("features", "pdq") or not all(
+                    isinstance(b, list) and len(b) == 4 and all(0 <= v <= 1 for v in b)
+                    and b[0] < b[2] and b[1] < b[3] for b in boxes):
+                problems.append("%s: tier %r region %r" % (name, near[0].get("tier"), rg))
     check(not problems, "edited copies not matched:\n" + "\n".join(problems))
     r = S.get("/v1/evidence/%s/similar" % orig["evidence_id"], "mediator")
     expect_status(r, 200)
@@ -92,6 +104,54 @@ def the_index_is_rebuilt_at_start():
         _, item = upload(f.read(), "buyer2")
     check([m["evidence_id"] for m in item["matches"]] == [orig["evidence_id"]],
           "after a restart the copy still matches: %r" % item["matches"])
+
+
+def stale_signatures(data_dir):
+    """Makes every stored signature look like one of an older version (as after an upgrade)."""
+    db = sqlite3.connect(os.path.join(data_dir, "exhibit.db"))
+    with db:
+        db.execute("UPDATE blobs SET rsig = NULL")
+    n = db.execute("SELECT count(*) FROM blobs WHERE meta IS NOT NULL").fetchone()[0]
+    db.close()
+    return n
+
+
+@R.test
+def reindex_recomputes_old_signatures():
+    _, orig = upload(photo("drewnoakes_Nikon D5000.jpg"))
+    S.stop()
+    n = stale_signatures(S.data_dir)
+    r = run_cli(["reindex", "--data", S.data_dir], "reindex")
+    check(r.rc == 0 and ("reindex: %d signatures recomputed, 0 failed" % n) in r.stdout,
+          "reindex: rc %r stdout %r stderr %r" % (r.rc, r.stdout, r.stderr[-500:]))
+    again = run_cli(["reindex", "--data", S.data_dir], "reindex2")
+    check(again.rc == 0 and "reindex: 0 signatures recomputed" in again.stdout,
+          "a second run has nothing to do: %r" % again.stdout)
+    S.start()
+    src = os.path.join(PHOTOS, "drewnoakes_Nikon D5000.jpg")
+    dst = os.path.join(TMP, "nikon_crop.jpg")
+    vips(["crop", src, dst + "[Q=70]", "300", "100", "500", "420"])
+    with open(dst, "rb") as f:
+        _, item = upload(f.read(), "buyer2")
+    check(orig["evidence_id"] in [m["evidence_id"] for m in item["matches"]],
+          "after reindex a crop matches: %r" % item["matches"])
+
+
+@R.test
+def the_server_reindexes_in_the_background():
+    _, orig = upload(photo("drewnoakes_Samsung SM-J327T1.jpg"))
+    S.stop()
+    stale_signatures(S.data_dir)
+    S.start()
+    src = os.path.join(PHOTOS, "drewnoakes_Samsung SM-J327T1.jpg")
+    dst = os.path.join(TMP, "samsung_small.jpg")
+    vips(["resize", src, dst + "[Q=60]", "0.5"])
+    with open(dst, "rb") as f:
+        data = f.read()
+    # The server serves at once and rewrites the old signatures behind the scenes.
+    found = wait_until(lambda: orig["evidence_id"] in [
+        m["evidence_id"] for m in upload(data, "buyer2")[1]["matches"]], timeout=120, interval=1.0)
+    check(found, "the copy never matched after a background reindex")
 
 
 @R.test
