@@ -4,7 +4,7 @@
 #   make run        install missing packages, build, serve on 127.0.0.1:8080 (storage/)
 #   make test       install, build with ASan+UBSan, run unit, e2e and fuzz-replay tests
 #   make bench      benchmarks (release build)
-#   make eval       reuse-detection recall / false-match table on ../shared/testdata/neardup
+#   make eval       reuse-detection recall / false matches, report half of ../shared/testdata/neardup
 #   make fuzz       libFuzzer targets (clang)
 #   make deps       apt-get install what is missing (no-op when all present)
 
@@ -21,7 +21,9 @@ INC := -Iinclude $(PKG_CFLAGS)
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
-TOOL_SRC := $(wildcard tools/*.c)
+# tools/reuse_eval.c is the reuse evaluation shared by eval_reuse and its unit test, not a tool.
+EVAL_LIB := tools/reuse_eval.c
+TOOL_SRC := $(filter-out $(EVAL_LIB),$(wildcard tools/*.c))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 SCHEMAS := $(sort $(wildcard schemas/*.sql))
@@ -86,6 +88,15 @@ build/tools/%: tools/%.c $(REL_OBJ)
 	@mkdir -p $(@D)
 	@echo "  BUILD   $@"
 	@$(CC) $(CFLAGS_REL) $(INC) -o $@ $< $(REL_OBJ) $(PKG_LIBS)
+build/tools/eval_reuse: tools/eval_reuse.c $(EVAL_LIB) tools/reuse_eval.h $(REL_OBJ)
+	@mkdir -p $(@D)
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_REL) $(INC) -o $@ $< $(EVAL_LIB) $(REL_OBJ) $(PKG_LIBS)
+build/asan/tests/test_reuse_eval: tests/unit/test_reuse_eval.c $(EVAL_LIB) tools/reuse_eval.h \
+                                  $(ASAN_OBJ) tests/unit/unit.h
+	@mkdir -p $(@D)
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_ASAN) $(INC) -Itests/unit -Itools -o $@ $< $(EVAL_LIB) $(ASAN_OBJ) $(PKG_LIBS)
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) build/gen/schema.c build/gen/ui.c build/gen/vocab.c
 	@mkdir -p $(@D)
 	@echo "  BUILD   $@"
@@ -111,10 +122,11 @@ bench: deps
 	@$(MAKE) --no-print-directory -j2 build/exhibit $(TOOL_BIN)
 	@sh tools/bench.sh
 
-# Reused-image detection measured on ../shared/testdata/neardup (skipped when absent).
+# Reused-image detection on the report half of ../shared/testdata/neardup (skipped when absent);
+# see the header of tools/eval_reuse.c for the options.
 eval: deps
-	@$(MAKE) --no-print-directory -j2 build/tools/eval_neardup
-	./build/tools/eval_neardup ../shared/testdata/neardup --threads 2
+	@$(MAKE) --no-print-directory -j2 build/tools/eval_reuse
+	./build/tools/eval_reuse ../shared/testdata/neardup --split report --threads 2
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)

@@ -11,7 +11,7 @@
 
 /* PDQ candidates verified per query: the closest. Bounds the work a flood of near-identical
  * stored images (a seller's catalogue) can cause. */
-#define MAX_PDQ_CANDIDATES 64
+#define MAX_PDQ_CANDIDATES (MATCHER_MAX_CANDIDATES - MATCHER_SHORTLIST)
 #define MIN_COMMON_WORDS 5 /* fewer shared words cannot make FT_MIN_INLIERS agreeing pairs */
 
 struct matcher {
@@ -36,15 +36,23 @@ static ex_rc add_sig(matcher *m, int64_t rowid, const reuse_sig *sig, ex_error *
     return rc;
 }
 
-ex_rc matcher_open(db *d, matcher **out, size_t *loaded, size_t *stale, ex_error *e)
+ex_rc matcher_new(matcher **out, ex_error *e)
 {
     matcher *m = calloc(1, sizeof *m);
     if (!m || !(m->pdq = hindex_new()) || !(m->words = widx_new(FT_WORDS))) {
         matcher_free(m);
         return ex_fail(e, EX_ENOMEM, "out_of_memory", "cannot allocate the match index");
     }
+    *out = m;
+    return EX_OK;
+}
+
+ex_rc matcher_open(db *d, matcher **out, size_t *loaded, size_t *stale, ex_error *e)
+{
+    matcher *m = NULL;
+    ex_rc rc = matcher_new(&m, e);
+    if (rc) return rc;
     db_stmt *s = NULL;
-    ex_rc rc;
     size_t old = 0;
     db_lock(d);
     rc = db_prepare(d, "SELECT rowid, rsig FROM blobs WHERE meta IS NOT NULL ORDER BY rowid", &s,
@@ -92,6 +100,13 @@ ex_rc matcher_add(matcher *m, int64_t blob_rowid, const reuse_sig *sig, ex_error
     return add_sig(m, blob_rowid, sig, e);
 }
 
+static int by_distance(const void *a, const void *b)
+{
+    const hindex_hit *x = a, *y = b;
+    if (x->distance != y->distance) return x->distance < y->distance ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 static int hit_order(const void *a, const void *b)
 {
     const matcher_hit *x = a, *y = b;
@@ -126,18 +141,16 @@ static void candidate(uint64_t *cand, size_t *n, size_t cap, uint64_t id)
     if (*n < cap) cand[(*n)++] = id;
 }
 
-ex_rc matcher_find(matcher *m, db *d, const reuse_sig *sig, int64_t self_rowid, matcher_hit *out,
-                   size_t max, size_t *n, ex_error *e)
+ex_rc matcher_candidates(matcher *m, const reuse_sig *sig, int64_t self_rowid, uint64_t *cand,
+                         size_t *ncand_out, ex_error *e)
 {
-    enum { CAP = MAX_PDQ_CANDIDATES + MATCHER_SHORTLIST };
     uint8_t keys[REUSE_MAX_KEYS][32];
     size_t nkeys = reuse_pdq_keys(sig, 1, keys, REUSE_MAX_KEYS);
     hindex_hit *pdq = malloc(MAX_PDQ_CANDIDATES * sizeof *pdq);
     hindex_hit *tmp = malloc(MAX_PDQ_CANDIDATES * sizeof *tmp);
     uint32_t *words = malloc(2 * FT_MAX_FEATS * sizeof *words);
     widx_hit short_list[MATCHER_SHORTLIST];
-    uint64_t cand[CAP];
-    size_t npdq = 0, ncand = 0, found = 0;
+    size_t npdq = 0, ncand = 0;
     ex_rc rc = EX_OK;
     if (!pdq || !tmp || !words) {
         rc = ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
@@ -167,7 +180,8 @@ ex_rc matcher_find(matcher *m, db *d, const reuse_sig *sig, int64_t self_rowid, 
         }
     }
     if (rc) goto done;
-    for (size_t i = 0; i < npdq; i++) candidate(cand, &ncand, CAP, pdq[i].id);
+    qsort(pdq, npdq, sizeof *pdq, by_distance);
+    for (size_t i = 0; i < npdq; i++) candidate(cand, &ncand, MATCHER_MAX_CANDIDATES, pdq[i].id);
     /* Feature tier: the images sharing the most (idf-weighted) visual words. */
     size_t nw = reuse_words(sig, 1, words, 2 * FT_MAX_FEATS);
     int got = nw ? widx_query(m->words, words, nw, (uint64_t)(self_rowid > 0 ? self_rowid : 0),
@@ -177,7 +191,23 @@ ex_rc matcher_find(matcher *m, db *d, const reuse_sig *sig, int64_t self_rowid, 
         rc = ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
         goto done;
     }
-    for (int i = 0; i < got; i++) candidate(cand, &ncand, CAP, short_list[i].id);
+    for (int i = 0; i < got; i++)
+        candidate(cand, &ncand, MATCHER_MAX_CANDIDATES, short_list[i].id);
+    *ncand_out = ncand;
+done:
+    free(pdq);
+    free(tmp);
+    free(words);
+    return rc;
+}
+
+ex_rc matcher_find(matcher *m, db *d, const reuse_sig *sig, int64_t self_rowid, matcher_hit *out,
+                   size_t max, size_t *n, ex_error *e)
+{
+    uint64_t cand[MATCHER_MAX_CANDIDATES];
+    size_t ncand = 0, found = 0;
+    ex_rc rc = matcher_candidates(m, sig, self_rowid, cand, &ncand, e);
+    if (rc) return rc;
     for (size_t i = 0; i < ncand && found < max; i++) {
         reuse_sig *other = load_sig(d, (int64_t)cand[i]);
         reuse_result r;
@@ -203,11 +233,7 @@ ex_rc matcher_find(matcher *m, db *d, const reuse_sig *sig, int64_t self_rowid, 
     }
     qsort(out, found, sizeof *out, hit_order);
     *n = found;
-done:
-    free(pdq);
-    free(tmp);
-    free(words);
-    return rc;
+    return EX_OK;
 }
 
 size_t matcher_images(const matcher *m)

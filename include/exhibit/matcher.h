@@ -33,6 +33,9 @@ typedef struct matcher_hit {
     double old_box[4]; /* (features tier only; the whole image for the PDQ tier) */
 } matcher_hit;
 
+/* An empty index (for tools and tests; the server uses matcher_open). */
+ex_rc matcher_new(matcher **out, ex_error *e) EX_MUST_CHECK;
+
 /* Loads every stored signature; *loaded (when non-NULL) receives the number of images and
  * *stale (when non-NULL) the number of rows whose signature needs `exhibit reindex`. */
 ex_rc matcher_open(db *d, matcher **out, size_t *loaded, size_t *stale, ex_error *e) EX_MUST_CHECK;
@@ -40,6 +43,13 @@ void matcher_free(matcher *m);
 
 /* Adds a committed image. */
 ex_rc matcher_add(matcher *m, int64_t blob_rowid, const reuse_sig *sig, ex_error *e) EX_MUST_CHECK;
+
+/* The shortlist alone: ids of the images within REUSE_PDQ_RADIUS of a turn of sig (closest
+ * first) and of the MATCHER_SHORTLIST best word scores, each once, excluding self (0: none).
+ * ids needs room for MATCHER_MAX_CANDIDATES. */
+#define MATCHER_MAX_CANDIDATES (64 + MATCHER_SHORTLIST)
+ex_rc matcher_candidates(matcher *m, const reuse_sig *sig, int64_t self, uint64_t *ids, size_t *n,
+                         ex_error *e) EX_MUST_CHECK;
 
 /* Images that reuse_match accepts, excluding self_rowid (0: none), closest first, at most max. */
 ex_rc matcher_find(matcher *m, db *d, const reuse_sig *sig, int64_t self_rowid, matcher_hit *out,
