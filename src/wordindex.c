@@ -132,6 +132,59 @@ static int by_score(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Per-thread scratch, kept between queries and cleared entry by entry (only what a query
+ * touched), so a query at a million images costs its postings, not a million-entry memset. */
+typedef struct scratch {
+    float *score;
+    uint16_t *common;
+    uint32_t *touched;
+    size_t cap;
+} scratch;
+
+/* Freed when its thread ends (the server runs a thread per connection). */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    free(s->score);
+    free(s->common);
+    free(s->touched);
+    free(s);
+}
+
+static void scratch_key_make(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+static scratch *scratch_fit(size_t n)
+{
+    pthread_once(&scratch_once, scratch_key_make);
+    scratch *t = pthread_getspecific(scratch_key);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t))) return NULL;
+        if (pthread_setspecific(scratch_key, t)) {
+            free(t);
+            return NULL;
+        }
+    }
+    if (n <= t->cap) return t;
+    size_t cap = n + n / 2 + 1024;
+    float *s = realloc(t->score, cap * sizeof *s);
+    if (s) t->score = s;
+    uint16_t *c = realloc(t->common, cap * sizeof *c);
+    if (c) t->common = c;
+    uint32_t *u = realloc(t->touched, cap * sizeof *u);
+    if (u) t->touched = u;
+    if (!s || !c || !u) return NULL;
+    memset(t->score + t->cap, 0, (cap - t->cap) * sizeof *s);
+    memset(t->common + t->cap, 0, (cap - t->cap) * sizeof *c);
+    t->cap = cap;
+    return t;
+}
+
 int widx_query(widx *ix, const uint32_t *words, size_t n, uint64_t self, size_t min_common,
                widx_hit *out, size_t max)
 {
@@ -140,14 +193,15 @@ int widx_query(widx *ix, const uint32_t *words, size_t n, uint64_t self, size_t 
     if (!u) return -1;
     pthread_rwlock_rdlock(&ix->lock);
     uint32_t nimg = ix->nimg;
-    float *score = nimg ? calloc(nimg, sizeof *score) : NULL;
-    uint16_t *common = nimg ? calloc(nimg, sizeof *common) : NULL;
-    uint32_t *touched = nimg ? malloc((size_t)nimg * sizeof *touched) : NULL;
     int found = 0;
-    if (nimg && (!score || !common || !touched)) {
+    scratch *sc = scratch_fit(nimg);
+    if (!sc) {
         found = -1;
         goto done;
     }
+    float *score = sc->score;
+    uint16_t *common = sc->common;
+    uint32_t *touched = sc->touched;
     size_t ntouched = 0;
     double big = nimg > 2000 ? 0.05 * nimg : (double)nimg + 1;
     for (size_t i = 0; i < m; i++) {
@@ -167,8 +221,11 @@ int widx_query(widx *ix, const uint32_t *words, size_t n, uint64_t self, size_t 
     for (size_t t = 0; t < ntouched; t++) {
         uint32_t s = touched[t];
         const image *im = &ix->img[s];
-        if (common[s] < min_common || im->dead || (self && im->id == self)) continue;
         widx_hit h = {im->id, (float)(score[s] / (qn * sqrt((double)(im->words ? im->words : 1))))};
+        int keep = common[s] >= min_common && !im->dead && !(self && im->id == self);
+        score[s] = 0;
+        common[s] = 0;
+        if (!keep) continue;
         if ((size_t)found < max) {
             out[found++] = h;
         } else if (max && h.score > out[max - 1].score) {
@@ -184,9 +241,6 @@ int widx_query(widx *ix, const uint32_t *words, size_t n, uint64_t self, size_t 
     }
 done:
     pthread_rwlock_unlock(&ix->lock);
-    free(score);
-    free(common);
-    free(touched);
     free(u);
     return found;
 }

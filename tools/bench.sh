@@ -9,7 +9,8 @@
 # concurrency level, BENCH_HTTP_CONCURRENCY (2,8), BENCH_EXTRA_RUNS (2) for the optional set,
 # BENCH_PHOTOS (tests/data/photos) the corpus, BENCH_SHARED (../shared/testdata) where the
 # optional inputs live (its photos/ stand in for a missing corpus), BENCH_SKIP (space
-# separated: intake rss http index) to leave sections out, TMPDIR for the data directories.
+# separated: intake rss http index reuse) to leave sections out, BENCH_REUSE_IMAGES (1000000)
+# the synthetic word-index size, TMPDIR for the data directories.
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -46,7 +47,7 @@ echo "  libvips     $(vips --version 2>/dev/null || echo '? (vips CLI not found)
 echo "  commit      $(git rev-parse --short HEAD 2>/dev/null || echo '?') (plus any uncommitted changes in the tree)"
 echo "  outputs     $OUT/ (tables as .txt, tool stderr and libvips warnings as .log, per-image intake.tsv)"
 
-for bin in build/exhibit build/tools/bench_intake build/tools/bench_index; do
+for bin in build/exhibit build/tools/bench_intake build/tools/bench_index build/tools/bench_reuse; do
     if [ ! -x "$bin" ]; then
         echo "  MISSING $bin: run 'make bench' (it builds everything first)"
         exit 1
@@ -191,6 +192,20 @@ if ! skipped index; then
     fi
 fi
 
+section "5. reuse detection: build/tools/bench_reuse, 1M-image word index (load $(load))"
+if ! skipped reuse; then
+    REUSE_IMAGES=${BENCH_REUSE_IMAGES:-1000000}
+    # shellcheck disable=SC2046
+    find "$PHOTOS" -maxdepth 1 -name '*.jpg' -print0 | sort -z | head -z -n 40 |
+        xargs -0 build/tools/bench_reuse --images "$REUSE_IMAGES" 2>"$OUT/reuse.log" |
+        tee "$OUT/reuse.txt"
+    if [ ! -s "$OUT/reuse.txt" ]; then
+        echo "  FAILED: bench_reuse printed nothing (see $OUT/reuse.log)"
+        status=1
+    fi
+    echo "  targets (one core): reuse check <= 60 ms per upload with extraction, shortlist <= 20 ms at 1M, <= 2 KB RAM per image"
+fi
+
 # ---- summary -------------------------------------------------------------------------------------
 section "summary (load $(load))"
 if [ -s "$OUT/intake.txt" ] && [ -n "$PHOTOS" ] && ! skipped intake >/dev/null; then
@@ -206,6 +221,9 @@ fi
 if [ -s "$OUT/index.txt" ] && ! skipped index >/dev/null; then
     grep -A2 -E '^index \(' "$OUT/index.txt" | sed 's/^/  /'
     grep -E '^(speed-up|memory:|OK|FAIL)' "$OUT/index.txt" | sed 's/^/  /'
+fi
+if [ -s "$OUT/reuse.txt" ] && ! skipped reuse >/dev/null; then
+    sed 's/^  /  reuse: /' "$OUT/reuse.txt"
 fi
 [ "$status" = 0 ] || echo "  one or more benchmarks FAILED to run (see above)"
 exit "$status"

@@ -187,6 +187,38 @@ function allMatches(e) {
   return Array.from(byId.values()).sort((x, y) => (+x.distance || 0) - (+y.distance || 0));
 }
 
+// A box [x0, y0, x1, y1] in fractions of the picture, or null when it is not one.
+function regionBox(box) {
+  if (!Array.isArray(box) || box.length !== 4) return null;
+  const [x0, y0, x1, y1] = box.map((v) => Math.min(1, Math.max(0, Number(v) || 0)));
+  return x1 > x0 && y1 > y0 ? [x0, y0, x1, y1] : null;
+}
+
+// A thumbnail with the part it shares with the other photo outlined (set through the CSSOM:
+// the page's policy allows no inline style attributes).
+function outlined(src, alt, box) {
+  const wrap = el('span', {class: 'outlined'}, el('img', {src, alt}));
+  const b = regionBox(box);
+  if (b) {
+    const r = el('span', {class: 'overlap', 'aria-hidden': 'true'});
+    r.style.left = `${b[0] * 100}%`;
+    r.style.top = `${b[1] * 100}%`;
+    r.style.width = `${(b[2] - b[0]) * 100}%`;
+    r.style.height = `${(b[3] - b[1]) * 100}%`;
+    wrap.append(r);
+  }
+  return wrap;
+}
+
+// The outline in words, for readers who cannot see it.
+function overlapText(region) {
+  const a = regionBox(region && region.this), b = regionBox(region && region.other);
+  if (!a || !b) return '';
+  const pct = (x) => Math.round((x[2] - x[0]) * (x[3] - x[1]) * 100);
+  return ` · shared part outlined: ${pct(a)}% of this photo, ${pct(b)}% of the other` +
+    (region.mirrored ? ' (mirrored)' : '');
+}
+
 function matchesBlock(e, title) {
   const ms = allMatches(e);
   if (!ms.length) return null;
@@ -198,10 +230,11 @@ function matchesBlock(e, title) {
       lines: [m.created_at ? 'uploaded ' + fmtTime(m.created_at) : '', `${matchKind(m)}, distance ${m.distance}`]};
     box.append(el('div', {class: 'match', dataset: {matchCase: m.case_id || '', matchEvidence: m.evidence_id}},
       el('div', {class: 'pair'},
-        el('img', {src: evidenceUrl(e.evidence_id, 'thumb'), alt: title}),
-        el('img', {src: evidenceUrl(m.evidence_id, 'thumb'), alt: otherTitle})),
+        outlined(evidenceUrl(e.evidence_id, 'thumb'), title, m.region && m.region.this),
+        outlined(evidenceUrl(m.evidence_id, 'thumb'), otherTitle, m.region && m.region.other)),
       el('div', {class: 'match-text'},
         el('strong', null, matchKind(m)), ` · distance ${m.distance}`,
+        overlapText(m.region),
         m.source ? ` · ${words(SOURCES, m.source)}` : '',
         el('br'),
         other ? el('a', {href: caseUrl(m.case_id), class: 'case-link'}, `Open case ${m.case_id}`) : 'in this case',

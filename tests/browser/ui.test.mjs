@@ -600,6 +600,36 @@ async function main() {
     await p.waitForSelector('body[data-extras]');
   });
 
+  await test('a cropped copy outlines the part the two photos share', async () => {
+    const p = md.page;
+    const crop = path.join(os.tmpdir(), `exhibit-ui-crop-${run}.jpg`);
+    // The middle of a 1800x1200 photo: 900x700 from (700, 300).
+    execFileSync('vips', ['crop', path.join(PHOTOS, 'recurser_Landscape_1.jpg'), crop, '700', '300', '900', '700']);
+    const D = await S.openCase({order_id: `UI-${run}-D`, buyer_id: 'b-ui-bob', seller_id: 's-2', reason: 'damaged',
+      category: 'home', delivered_at: iso(deliveredA - 20 * DAY), opened_at: iso(deliveredA - 19 * DAY)});
+    await S.upload(D.case_id, S.keys.buyer2, 'recurser_Landscape_1.jpg');
+    const E = await S.openCase({order_id: `UI-${run}-E`, buyer_id: 'b-ui-alice', seller_id: 's-2', reason: 'damaged',
+      category: 'home', delivered_at: iso(deliveredA), opened_at: iso(deliveredA + DAY)});
+    const copy = await S.upload(E.case_id, S.keys.buyer, 'crop.jpg', fs.readFileSync(crop));
+    fs.rmSync(crop, {force: true});
+    await p.goto(S.base + '/ui/cases/' + E.case_id);
+    await p.waitForSelector('body[data-extras]');
+    const m = card(copy.evidence_id).locator(`.match[data-match-case="${D.case_id}"]`);
+    eq(await m.count(), 1, 'near match to the other case');
+    eq(await m.locator('.overlap').count(), 2, 'outlines on both thumbnails');
+    await waitImagesLoaded(p, `article.photo[data-evidence-id="${copy.evidence_id}"] .match img`, 'match thumbnails');
+    const whole = await m.locator('.outlined').nth(1).locator('img').boundingBox();
+    const part = await m.locator('.overlap').nth(1).boundingBox();
+    // On the original the outline is about the middle half (0.39-0.89 across, 0.25-0.83 down).
+    check(part.x > whole.x + whole.width * 0.3 && part.x + part.width < whole.x + whole.width * 0.95 &&
+      part.y > whole.y + whole.height * 0.15 && part.y + part.height < whole.y + whole.height * 0.92,
+      `outline ${JSON.stringify(part)} is not the cropped part of ${JSON.stringify(whole)}`);
+    check(/shared part outlined: \d+% of this photo, \d+% of the other/.test(await m.locator('.match-text').textContent()),
+      'the outline is not described in words');
+    await p.goto(S.base + '/ui/cases/' + T.A.case_id);
+    await p.waitForSelector('body[data-extras]');
+  });
+
   await test('clicking a photo opens two previews side by side', async () => {
     const p = md.page;
     await card(T.iphone.evidence_id).locator('.photo-btn').click();
