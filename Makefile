@@ -6,6 +6,7 @@
 #   make bench      benchmarks (release build)
 #   make eval       reuse-detection recall / false matches, report half of ../shared/testdata/neardup
 #   make fuzz       libFuzzer targets (clang)
+#   make lint       clang-format check and a warnings-as-errors build (make test runs it)
 #   make deps       apt-get install what is missing (no-op when all present)
 
 PKGS := vips libexif sqlite3 libmicrohttpd libcrypto jansson
@@ -36,7 +37,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=build/tools/%)
 REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
 
-.PHONY: all run test bench eval fuzz deps clean test-build format check-deps
+.PHONY: all run test bench eval fuzz deps clean test-build format lint check-deps
 all: build/exhibit
 
 build/rel/%.o: src/%.c
@@ -115,6 +116,7 @@ run: deps
 test-build: build/asan/exhibit build/exhibit $(UNIT_BIN) $(REPLAY_BIN) $(TOOL_BIN)
 
 test: deps
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory -j2 test-build
 	@sh tests/run.sh
 
@@ -132,8 +134,18 @@ fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 	@echo "fuzzers in build/fuzz/; run e.g. build/fuzz/fuzz_exif tests/fuzz/corpus/fuzz_exif"
 
+FORMATTED := src/*.c include/exhibit/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tools/*.c \
+             tools/*.h
+
 format:
-	clang-format -i src/*.c include/exhibit/*.h tests/unit/*.c tools/*.c
+	clang-format -i $(FORMATTED)
+
+# Style and warnings: clang-format must have nothing to change, and both builds compile with
+# -Wall -Wextra -Werror (run first by make test, so CI checks it).
+lint: deps
+	@clang-format --dry-run --Werror $(FORMATTED)
+	@$(MAKE) --no-print-directory -j2 build/exhibit build/asan/exhibit
+	@echo "lint: clang-format clean, no compiler warnings"
 
 clean:
 	rm -rf build

@@ -21,8 +21,8 @@ static json_t *str_or_null(const char *s)
 /* OffsetTimeOriginal ("+08:00") from the recorded tags, in seconds; 0 and *found=0 if absent. */
 static long offset_seconds(const json_t *exif_all, int *found)
 {
-    const char *s = json_string_value(json_object_get(json_object_get(exif_all, "EXIF"),
-                                                      "OffsetTimeOriginal"));
+    const char *s =
+        json_string_value(json_object_get(json_object_get(exif_all, "EXIF"), "OffsetTimeOriginal"));
     int h, m;
     char sign;
     *found = 0;
@@ -39,18 +39,18 @@ static json_t *build_meta(const image_result *ir, const exif_info *ex, const xmp
     json_object_set_new(exif, "make", str_or_null(ex->make));
     json_object_set_new(exif, "model", str_or_null(ex->model));
     json_object_set_new(exif, "datetime_original", str_or_null(ex->datetime_original));
-    const char *off = json_string_value(
-        json_object_get(json_object_get(ex->all, "EXIF"), "OffsetTimeOriginal"));
+    const char *off =
+        json_string_value(json_object_get(json_object_get(ex->all, "EXIF"), "OffsetTimeOriginal"));
     json_object_set_new(exif, "offset_time_original", str_or_null(off));
     json_object_set_new(exif, "orientation",
                         ex->orientation ? json_integer(ex->orientation) : json_null());
     /* PNGs carry the writing program in a text chunk rather than EXIF. */
     const char *software = ex->software[0] ? ex->software : ir->software_text;
     json_object_set_new(exif, "software", str_or_null(software));
-    json_object_set_new(exif, "gps", ex->gps.present && ex->gps.valid
-                                         ? json_pack("{s:f, s:f}", "lat", ex->gps.lat, "lon",
-                                                     ex->gps.lon)
-                                         : json_null());
+    json_object_set_new(exif, "gps",
+                        ex->gps.present && ex->gps.valid
+                            ? json_pack("{s:f, s:f}", "lat", ex->gps.lat, "lon", ex->gps.lon)
+                            : json_null());
 
     json_t *xmp = json_object();
     json_object_set_new(xmp, "present", json_boolean(ir->xmp != NULL));
@@ -81,10 +81,10 @@ static json_t *build_meta(const image_result *ir, const exif_info *ex, const xmp
     if (ex->gps.present || xi->has_gps) json_array_append_new(flags, json_string("gps_present"));
 
     json_t *all = ex->all ? json_deep_copy(ex->all) : json_object();
-    return json_pack("{s:o, s:o, s:o, s:b, s:b, s:o, s:i, s:o, s:b}", "exif", exif, "exif_all",
-                     all, "xmp", xmp, "has_iptc", ir->has_iptc, "has_icc", ir->has_icc,
-                     "editor", str_or_null(editor), "applied_orientation", ir->orientation,
-                     "flags", flags, "exif_damaged", ex->damaged);
+    return json_pack("{s:o, s:o, s:o, s:b, s:b, s:o, s:i, s:o, s:b}", "exif", exif, "exif_all", all,
+                     "xmp", xmp, "has_iptc", ir->has_iptc, "has_icc", ir->has_icc, "editor",
+                     str_or_null(editor), "applied_orientation", ir->orientation, "flags", flags,
+                     "exif_damaged", ex->damaged);
 }
 
 static ex_rc take_slot(app *a, ex_error *e)

@@ -13,8 +13,7 @@ static const char ZERO_HASH[65] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
 static ex_rc row_hash(const char *prev, int64_t seq, const char *at, const char *actor,
-                      const char *action, const char *subject, const char *detail,
-                      char out[65])
+                      const char *action, const char *subject, const char *detail, char out[65])
 {
     sha256_ctx c = {0};
     char num[32];
@@ -113,8 +112,7 @@ ex_rc audit_verify(db *d, int64_t *rows, int64_t *bad_seq, ex_error *e)
         if (strcmp(want, db_col_text(s, 7)) != 0) {
             *bad_seq = seq;
             rc = ex_fail(e, EX_ECONFLICT, "audit_chain_broken",
-                         "row %" PRId64 ": contents do not match its hash (row was altered)",
-                         seq);
+                         "row %" PRId64 ": contents do not match its hash (row was altered)", seq);
             break;
         }
         memcpy(prev, want, sizeof prev);

@@ -120,8 +120,7 @@ ex_rc blob_writer_write(blob_writer *w, const void *data, size_t len, ex_error *
         ssize_t n = write(w->fd, p, len);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0)
-            return ex_fail(e, EX_EIO, "storage_error", "cannot write upload: %s",
-                           strerror(errno));
+            return ex_fail(e, EX_EIO, "storage_error", "cannot write upload: %s", strerror(errno));
         p += n;
         len -= (size_t)n;
         w->size += (uint64_t)n;

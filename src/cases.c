@@ -9,7 +9,7 @@
 #include "exhibit/util.h"
 
 static const char *const reasons[][2] = {
-    {"damaged", "seller"},   {"not_as_described", "seller"}, {"wrong_item", "seller"},
+    {"damaged", "seller"},       {"not_as_described", "seller"}, {"wrong_item", "seller"},
     {"missing_parts", "seller"}, {"changed_mind", "buyer"},
 };
 
@@ -27,8 +27,7 @@ static ex_rc get_string(const json_t *body, const char *name, int required, size
 {
     const json_t *v = json_object_get(body, name);
     if (!v || json_is_null(v)) {
-        if (required)
-            return ex_fail(e, EX_EINVAL, "missing_field", "field '%s' is required", name);
+        if (required) return ex_fail(e, EX_EINVAL, "missing_field", "field '%s' is required", name);
         *out = NULL;
         return EX_OK;
     }
@@ -38,14 +37,14 @@ static ex_rc get_string(const json_t *body, const char *name, int required, size
     if (required && !*s)
         return ex_fail(e, EX_EINVAL, "invalid_field", "field '%s' must not be empty", name);
     if (strlen(s) > max)
-        return ex_fail(e, EX_EINVAL, "invalid_field", "field '%s' is longer than %zu bytes",
-                       name, max);
+        return ex_fail(e, EX_EINVAL, "invalid_field", "field '%s' is longer than %zu bytes", name,
+                       max);
     *out = s;
     return EX_OK;
 }
 
-static ex_rc get_time(const json_t *body, const char *name, int required, time_t *out,
-                      int *present, ex_error *e)
+static ex_rc get_time(const json_t *body, const char *name, int required, time_t *out, int *present,
+                      ex_error *e)
 {
     const char *s;
     ex_rc rc = get_string(body, name, required, 64, &s, e);
@@ -57,8 +56,7 @@ static ex_rc get_time(const json_t *body, const char *name, int required, time_t
     return EX_OK;
 }
 
-ex_rc cases_check(const ex_config *cfg, const json_t *body, time_t now, json_t **out,
-                  ex_error *e)
+ex_rc cases_check(const ex_config *cfg, const json_t *body, time_t now, json_t **out, ex_error *e)
 {
     const char *order_id, *buyer_id, *seller_id, *reason, *category, *description;
     time_t delivered, opened = now;
@@ -98,11 +96,10 @@ ex_rc cases_check(const ex_config *cfg, const json_t *body, time_t now, json_t *
                        "the %d-day return window ended at %s; the case was opened at %s",
                        cfg->return_window_days, t_end, t_open);
     json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "order_id",
-                          order_id, "buyer_id", buyer_id, "seller_id", seller_id, "reason",
-                          reason, "category", category, "description",
-                          description ? description : "", "delivered_at", t_deliv, "opened_at",
-                          t_open, "status", "open", "return_window_ends_at", t_end,
-                          "return_shipping_paid_by", payer);
+                          order_id, "buyer_id", buyer_id, "seller_id", seller_id, "reason", reason,
+                          "category", category, "description", description ? description : "",
+                          "delivered_at", t_deliv, "opened_at", t_open, "status", "open",
+                          "return_window_ends_at", t_end, "return_shipping_paid_by", payer);
     if (!c) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
     *out = c;
     return EX_OK;
@@ -113,8 +110,7 @@ static const char *jstr(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-ex_rc cases_create(app *a, const json_t *body, const key_info *actor, json_t **out,
-                   ex_error *e)
+ex_rc cases_create(app *a, const json_t *body, const key_info *actor, json_t **out, ex_error *e)
 {
     json_t *c = NULL;
     char case_id[40], now[UTIL_TIME_LEN], who[64];
@@ -137,11 +133,18 @@ ex_rc cases_create(app *a, const json_t *body, const key_info *actor, json_t **o
                          &s, e)))
         goto fail;
     db_bind_text(s, 1, case_id);
-    static const char *const cols[] = {"order_id",     "buyer_id",    "seller_id",
-                                       "reason",       "category",    "description",
-                                       "delivered_at", "opened_at",   "return_window_ends_at",
+    static const char *const cols[] = {"order_id",
+                                       "buyer_id",
+                                       "seller_id",
+                                       "reason",
+                                       "category",
+                                       "description",
+                                       "delivered_at",
+                                       "opened_at",
+                                       "return_window_ends_at",
                                        "return_shipping_paid_by"};
-    for (int i = 0; i < 10; i++) db_bind_text(s, i + 2, jstr(c, cols[i]));
+    for (int i = 0; i < 10; i++)
+        db_bind_text(s, i + 2, jstr(c, cols[i]));
     db_bind_text(s, 12, now);
     rc = db_exec_stmt(s, e);
     db_finalize(s);
@@ -168,8 +171,7 @@ out:
     return rc;
 }
 
-ex_rc cases_lookup(app *a, const char *case_id, const key_info *viewer, case_ref *out,
-                   ex_error *e)
+ex_rc cases_lookup(app *a, const char *case_id, const key_info *viewer, case_ref *out, ex_error *e)
 {
     db_stmt *s = NULL;
     ex_rc rc = EX_OK;
@@ -212,9 +214,9 @@ ex_rc cases_find_by_order(app *a, const char *order_id, const key_info *viewer, 
                           "AND (?2 IS NULL OR buyer_id = ?2) ORDER BY id DESC LIMIT 50",
                           &s, e);
     if (!rc) {
-        static const char *const keys[] = {"case_id", "order_id", "buyer_id",
-                                           "seller_id", "reason",   "category",
-                                           "status",  "opened_at", "delivered_at"};
+        static const char *const keys[] = {"case_id",   "order_id",  "buyer_id",
+                                           "seller_id", "reason",    "category",
+                                           "status",    "opened_at", "delivered_at"};
         db_bind_text(s, 1, order_id);
         db_bind_text(s, 2, viewer->role == ROLE_BUYER ? viewer->subject : NULL);
         int r;
@@ -258,7 +260,8 @@ ex_rc cases_decide(app *a, const case_ref *c, const json_t *body, const key_info
                        "field 'outcome' must be one of refund_full, refund_partial, reject, "
                        "return_to_buyer");
     const json_t *amount = json_object_get(body, "amount");
-    if (amount && !json_is_null(amount) && (!json_is_number(amount) || json_number_value(amount) < 0))
+    if (amount && !json_is_null(amount) &&
+        (!json_is_number(amount) || json_number_value(amount) < 0))
         return ex_fail(e, EX_EINVAL, "invalid_field", "field 'amount' must be a number >= 0");
     if (amount && json_is_null(amount)) amount = NULL;
     if (!amount && strcmp(outcome, "refund_partial") == 0)
@@ -267,8 +270,8 @@ ex_rc cases_decide(app *a, const case_ref *c, const json_t *body, const key_info
     util_time_now(now);
     cases_actor(actor, who, sizeof who);
     json_t *d = json_pack("{s:s, s:o, s:s, s:s, s:s}", "outcome", outcome, "amount",
-                          amount ? json_real(json_number_value(amount)) : json_null(),
-                          "rationale", rationale, "decided_at", now, "decided_by", who);
+                          amount ? json_real(json_number_value(amount)) : json_null(), "rationale",
+                          rationale, "decided_at", now, "decided_by", who);
     if (!d) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
     db_stmt *s = NULL;
     db_lock(a->db);
@@ -337,11 +340,11 @@ static ex_rc review_json(app *a, int64_t case_rowid, json_t *o, ex_error *e)
     int r;
     while ((r = db_step(s, e)) == DB_ROW) {
         json_t *ids = json_loads(db_col_text(s, 5), 0, NULL);
-        json_array_append_new(
-            list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "inspection_id", db_col_text(s, 1),
-                            "source", "warehouse", "grade", db_col_text(s, 2), "notes",
-                            db_col_text(s, 3), "created_at", db_col_text(s, 4), "evidence_ids",
-                            ids ? ids : json_array()));
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "inspection_id",
+                                              db_col_text(s, 1), "source", "warehouse", "grade",
+                                              db_col_text(s, 2), "notes", db_col_text(s, 3),
+                                              "created_at", db_col_text(s, 4), "evidence_ids",
+                                              ids ? ids : json_array()));
     }
     db_finalize(s);
     json_object_set_new(o, "inspections", list);
@@ -359,16 +362,15 @@ static ex_rc review_json(app *a, int64_t case_rowid, json_t *o, ex_error *e)
         snprintf(who, sizeof who, "%s:%lld", db_col_text(s, 4), (long long)db_col_int(s, 5));
         d = json_pack("{s:s, s:o, s:s, s:s, s:s}", "outcome", db_col_text(s, 0), "amount",
                       db_col_is_null(s, 1) ? json_null() : json_real(db_col_double(s, 1)),
-                      "rationale", db_col_text(s, 2), "decided_at", db_col_text(s, 3),
-                      "decided_by", who);
+                      "rationale", db_col_text(s, 2), "decided_at", db_col_text(s, 3), "decided_by",
+                      who);
     }
     db_finalize(s);
     json_object_set_new(o, "decision", d);
     return r < 0 ? EX_EDB : EX_OK;
 }
 
-ex_rc cases_to_json(app *a, const case_ref *c, const key_info *viewer, json_t **out,
-                    ex_error *e)
+ex_rc cases_to_json(app *a, const case_ref *c, const key_info *viewer, json_t **out, ex_error *e)
 {
     db_stmt *s = NULL;
     json_t *o = NULL;
@@ -382,11 +384,19 @@ ex_rc cases_to_json(app *a, const case_ref *c, const key_info *viewer, json_t **
     if (!rc) {
         db_bind_int(s, 1, c->rowid);
         if (db_step(s, e) == DB_ROW) {
-            static const char *const keys[] = {
-                "case_id",   "order_id",     "buyer_id",  "seller_id",
-                "reason",    "category",     "description", "delivered_at",
-                "opened_at", "return_window_ends_at", "return_shipping_paid_by", "status",
-                "created_at"};
+            static const char *const keys[] = {"case_id",
+                                               "order_id",
+                                               "buyer_id",
+                                               "seller_id",
+                                               "reason",
+                                               "category",
+                                               "description",
+                                               "delivered_at",
+                                               "opened_at",
+                                               "return_window_ends_at",
+                                               "return_shipping_paid_by",
+                                               "status",
+                                               "created_at"};
             o = json_object();
             for (int i = 0; o && i < 13; i++)
                 json_object_set_new(o, keys[i], json_string(db_col_text(s, i)));

@@ -97,11 +97,11 @@ static ex_rc matches_list(app *a, int64_t rowid, int sides, int limit, int detai
         if (tier) json_object_set_new(m, "tier", json_string(tier));
         if (rg) {
             int later = db_col_int(s, 8) == 0; /* this item is the later one */
-            json_object_set_new(
-                m, "region",
-                json_pack("{s:O, s:O, s:O}", "this", json_object_get(rg, later ? "new" : "old"),
-                          "other", json_object_get(rg, later ? "old" : "new"), "mirrored",
-                          json_object_get(rg, "mirrored")));
+            json_object_set_new(m, "region",
+                                json_pack("{s:O, s:O, s:O}", "this",
+                                          json_object_get(rg, later ? "new" : "old"), "other",
+                                          json_object_get(rg, later ? "old" : "new"), "mirrored",
+                                          json_object_get(rg, "mirrored")));
             json_decref(rg);
         }
         if (detailed) {

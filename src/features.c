@@ -137,7 +137,8 @@ static float *normalise(const float *luma, int w, int h, int *ow, int *oh, ex_er
         free(img);
         return NULL;
     }
-    for (size_t i = 0; i < (size_t)nw * nh; i++) img[i] *= 1.0f / 255.0f;
+    for (size_t i = 0; i < (size_t)nw * nh; i++)
+        img[i] *= 1.0f / 255.0f;
     *ow = nw;
     *oh = nh;
     return img;
@@ -189,7 +190,8 @@ ex_rc ft_describe(const float *luma, int w, int h, float **kp_out, uint8_t **des
             }
             for (int i = 1; i < m; i++) { /* insertion sort: m is small after the threshold */
                 int t = order[i], j = i;
-                while (j > 0 && peak[order[j - 1]] < peak[t]) order[j] = order[j - 1], j--;
+                while (j > 0 && peak[order[j - 1]] < peak[t])
+                    order[j] = order[j - 1], j--;
                 order[j] = t;
             }
             double quota = FT_MAX_FEATS * octave_share[o] + carry;
@@ -365,8 +367,7 @@ ex_rc ft_serialize(const ft_set *s, uint8_t **buf, size_t *len, ex_error *e)
 ex_rc ft_parse(const uint8_t *p, size_t len, ft_set **out, ex_error *e)
 {
     if (!p || !out) return ex_fail(e, EX_EINVAL, "ft_bad_args", "bad arguments");
-    if (len < HDR || p[0] != 'F' || p[1] != 'T' || p[2] != FT_FORMAT ||
-        p[3] != FT_VOCAB_VERSION)
+    if (len < HDR || p[0] != 'F' || p[1] != 'T' || p[2] != FT_FORMAT || p[3] != FT_VOCAB_VERSION)
         return ex_fail(e, EX_EINVAL, "ft_corrupt", "not a feature set of this version");
     unsigned w = get16(p + 4), h = get16(p + 6), n = get16(p + 8);
     if (w == 0 || h == 0 || w > FT_MAX_SIDE || h > FT_MAX_SIDE || n > FT_MAX_FEATS ||
@@ -402,19 +403,19 @@ ex_rc ft_parse(const uint8_t *p, size_t len, ft_set **out, ex_error *e)
 /* ---- verification -------------------------------------------------------------------------- */
 
 /* Decision thresholds (chosen on the evaluation's tuning half; see README). */
-#define HE_MAX 9           /* code bits two features of one word may differ in */
-#define PER_WORD 24        /* features per word and side considered (bursts of one texture) */
-#define MAX_PAIRS 1500     /* tentative pairs kept */
-#define MAX_HYP 400        /* pairs tried as hypotheses */
-#define TOL_FRAC 0.025     /* inlier distance, share of the longer side */
-#define TOL_MIN 4.0        /* ... but at least this many pixels */
-#define ANGLE_TOL 0.35     /* radians between a pair's angle difference and the model's */
-#define SCALE_TOL 0.45     /* |log2| between a pair's scale ratio and the model's */
+#define HE_MAX 9       /* code bits two features of one word may differ in */
+#define PER_WORD 24    /* features per word and side considered (bursts of one texture) */
+#define MAX_PAIRS 1500 /* tentative pairs kept */
+#define MAX_HYP 400    /* pairs tried as hypotheses */
+#define TOL_FRAC 0.025 /* inlier distance, share of the longer side */
+#define TOL_MIN 4.0    /* ... but at least this many pixels */
+#define ANGLE_TOL 0.35 /* radians between a pair's angle difference and the model's */
+#define SCALE_TOL 0.45 /* |log2| between a pair's scale ratio and the model's */
 #define MIN_INLIERS FT_MIN_INLIERS
 #define MIN_RATIO 0.16
 #define MIN_COVER 0.10
-#define MAX_ANISO 2.2      /* largest / smallest singular value of the affine map */
-#define MIN_SIGMA 1.8      /* smallest SIFT scale the detector finds (octave 0 starts at 1.6) */
+#define MAX_ANISO 2.2 /* largest / smallest singular value of the affine map */
+#define MIN_SIGMA 1.8 /* smallest SIFT scale the detector finds (octave 0 starts at 1.6) */
 
 typedef struct pair {
     const ft_feat *q, *c;
@@ -435,8 +436,10 @@ static size_t tentative(const ft_feat *q, size_t nq, const ft_feat *c, size_t nc
         } else {
             uint32_t w = q[i].word;
             size_t i1 = i, j1 = j;
-            while (i1 < nq && q[i1].word == w) i1++;
-            while (j1 < nc && c[j1].word == w) j1++;
+            while (i1 < nq && q[i1].word == w)
+                i1++;
+            while (j1 < nc && c[j1].word == w)
+                j1++;
             for (size_t a = i; a < i1 && a < i + PER_WORD && n < max; a++) {
                 const ft_feat *b1 = NULL, *b2 = NULL;
                 int d1 = HE_MAX + 1, d2 = HE_MAX + 1;

@@ -333,7 +333,8 @@ static int png_exif_copy(int fd, off_t size, uint8_t **out, size_t *len)
     uint8_t hdr[8];
     for (int chunks = 0; chunks < 100000 && pos + 12 <= size; chunks++) {
         if (pread(fd, hdr, sizeof hdr, pos) != (ssize_t)sizeof hdr) return 0;
-        uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+        uint32_t n =
+            (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
         if (memcmp(hdr + 4, "IEND", 4) == 0) return 0;
         if ((off_t)n > size - pos - 12) return 0;
         if (memcmp(hdr + 4, "eXIf", 4) == 0) {

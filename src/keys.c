@@ -8,8 +8,7 @@
 #include "exhibit/hash.h"
 #include "exhibit/util.h"
 
-static const char *const role_names[] = {"", "admin", "platform", "buyer", "warehouse",
-                                         "mediator"};
+static const char *const role_names[] = {"", "admin", "platform", "buyer", "warehouse", "mediator"};
 
 const char *key_role_name(key_role r)
 {

@@ -48,8 +48,7 @@ static int opt_number(const char *opt, const char *v, unsigned long long max,
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
     if (errno || end == v || *end || n == 0 || n > max || v[0] == '-') {
-        fprintf(stderr, "exhibit: %s wants a whole number from 1 to %llu, got '%s'\n", opt, max,
-                v);
+        fprintf(stderr, "exhibit: %s wants a whole number from 1 to %llu, got '%s'\n", opt, max, v);
         return -1;
     }
     *out = n;
@@ -201,8 +200,8 @@ static void reindex_bar(const reindex_stats *s, void *arg)
     size_t k = s->done + s->failed;
     int width = 30, fill = s->total ? (int)(width * k / s->total) : width;
     fprintf(stderr, "\rreindex [%.*s%*s] %zu/%zu  %.1f/s  failed %zu", fill,
-            "##############################", width - fill, "", k, s->total,
-            dt > 0 ? k / dt : 0.0, s->failed);
+            "##############################", width - fill, "", k, s->total, dt > 0 ? k / dt : 0.0,
+            s->failed);
     fflush(stderr);
 }
 
@@ -292,8 +291,7 @@ static int cmd_serve(int argc, char **argv, const char *argv0)
     }
     printf("listening on http://%s:%d\n", a.cfg.listen_host, port);
     fflush(stdout);
-    log_event("info", "start", "listen=%s:%d data=%s", a.cfg.listen_host, port,
-              a.cfg.data_dir);
+    log_event("info", "start", "listen=%s:%d data=%s", a.cfg.listen_host, port, a.cfg.data_dir);
     int sig = 0;
     sigwait(&set, &sig);
     log_event("info", "stopping", "signal=%d", sig);
@@ -333,7 +331,8 @@ static int cmd_hash(int argc, char **argv, const char *argv0)
         uint8_t d[32], buf[65536];
         size_t n;
         ex_rc rc = f ? sha256_init(&c) : EX_EIO;
-        while (!rc && (n = fread(buf, 1, sizeof buf, f)) > 0) rc = sha256_update(&c, buf, n);
+        while (!rc && (n = fread(buf, 1, sizeof buf, f)) > 0)
+            rc = sha256_update(&c, buf, n);
         if (!rc) rc = sha256_final(&c, d);
         sha256_release(&c);
         if (f) fclose(f);

@@ -28,7 +28,8 @@ static ex_rc add_sig(matcher *m, int64_t rowid, const reuse_sig *sig, ex_error *
     if (!words) return ex_fail(e, EX_ENOMEM, "out_of_memory", "cannot grow the match index");
     size_t nk = reuse_pdq_keys(sig, 0, keys, REUSE_MAX_KEYS);
     size_t nw = reuse_words(sig, 0, words, 2 * FT_MAX_FEATS);
-    for (size_t i = 0; i < nk; i++) ids[i] = (uint64_t)rowid;
+    for (size_t i = 0; i < nk; i++)
+        ids[i] = (uint64_t)rowid;
     ex_rc rc = nk ? hindex_add_many(m->pdq, (const uint8_t(*)[32])keys, ids, nk, e) : EX_OK;
     if (!rc && nw) rc = widx_add(m->words, (uint64_t)rowid, words, nw, e);
     if (!rc) atomic_fetch_add(&m->images, 1);
@@ -55,8 +56,8 @@ ex_rc matcher_open(db *d, matcher **out, size_t *loaded, size_t *stale, ex_error
     db_stmt *s = NULL;
     size_t old = 0;
     db_lock(d);
-    rc = db_prepare(d, "SELECT rowid, rsig FROM blobs WHERE meta IS NOT NULL ORDER BY rowid", &s,
-                    e);
+    rc =
+        db_prepare(d, "SELECT rowid, rsig FROM blobs WHERE meta IS NOT NULL ORDER BY rowid", &s, e);
     if (!rc) {
         int r;
         while (!rc && (r = db_step(s, e)) == DB_ROW) {
@@ -159,13 +160,14 @@ ex_rc matcher_candidates(matcher *m, const reuse_sig *sig, int64_t self_rowid, u
     /* PDQ tier: each stored image once, at its smallest distance to any turn of the query. */
     for (size_t k = 0; k < nkeys && !rc; k++) {
         size_t got = 0;
-        if ((rc = hindex_query(m->pdq, keys[k], REUSE_PDQ_RADIUS, tmp, MAX_PDQ_CANDIDATES, &got,
-                               e)))
+        if ((rc =
+                 hindex_query(m->pdq, keys[k], REUSE_PDQ_RADIUS, tmp, MAX_PDQ_CANDIDATES, &got, e)))
             break;
         for (size_t i = 0; i < got; i++) {
             if ((int64_t)tmp[i].id == self_rowid) continue;
             size_t j = 0;
-            while (j < npdq && pdq[j].id != tmp[i].id) j++;
+            while (j < npdq && pdq[j].id != tmp[i].id)
+                j++;
             if (j < npdq) {
                 if (tmp[i].distance < pdq[j].distance) pdq[j].distance = tmp[i].distance;
             } else if (npdq < MAX_PDQ_CANDIDATES) {
@@ -181,7 +183,8 @@ ex_rc matcher_candidates(matcher *m, const reuse_sig *sig, int64_t self_rowid, u
     }
     if (rc) goto done;
     qsort(pdq, npdq, sizeof *pdq, by_distance);
-    for (size_t i = 0; i < npdq; i++) candidate(cand, &ncand, MATCHER_MAX_CANDIDATES, pdq[i].id);
+    for (size_t i = 0; i < npdq; i++)
+        candidate(cand, &ncand, MATCHER_MAX_CANDIDATES, pdq[i].id);
     /* Feature tier: the images sharing the most (idf-weighted) visual words. */
     size_t nw = reuse_words(sig, 1, words, 2 * FT_MAX_FEATS);
     int got = nw ? widx_query(m->words, words, nw, (uint64_t)(self_rowid > 0 ? self_rowid : 0),

@@ -9,8 +9,8 @@
 
 static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NBUCKETS (sizeof buckets / sizeof *buckets)
-static const int statuses[] = {200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405,
-                               409, 413, 415, 422, 429, 500, 503, 0 /* other */};
+static const int statuses[] = {200, 201, 204, 206, 301, 302, 304, 400, 401, 403,
+                               404, 405, 409, 413, 415, 422, 429, 500, 503, 0 /* other */};
 #define NSTATUS (sizeof statuses / sizeof *statuses)
 
 struct metrics {
@@ -120,15 +120,18 @@ char *metrics_render(struct metrics *m, size_t *len)
             "# TYPE exhibit_http_request_duration_seconds histogram\n");
     for (int r = 0; r < m->nroutes; r++) {
         unsigned long long cum = 0, total = 0;
-        for (size_t i = 0; i <= NBUCKETS; i++) total += atomic_load(&m->bucket[r][i]);
+        for (size_t i = 0; i <= NBUCKETS; i++)
+            total += atomic_load(&m->bucket[r][i]);
         if (!total) continue; /* a route never hit has no series yet */
         for (size_t i = 0; i <= NBUCKETS; i++) {
             cum += atomic_load(&m->bucket[r][i]);
             if (i < NBUCKETS)
-                put(&b, "exhibit_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                put(&b,
+                    "exhibit_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                     m->routes[r], buckets[i], cum);
             else
-                put(&b, "exhibit_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+                put(&b,
+                    "exhibit_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
                     m->routes[r], cum);
         }
         put(&b, "exhibit_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", m->routes[r],
@@ -136,18 +139,21 @@ char *metrics_render(struct metrics *m, size_t *len)
         put(&b, "exhibit_http_request_duration_seconds_count{route=\"%s\"} %llu\n", m->routes[r],
             cum);
     }
-    put(&b, "# HELP exhibit_upload_bytes_total Bytes received in upload bodies.\n"
-            "# TYPE exhibit_upload_bytes_total counter\n"
-            "exhibit_upload_bytes_total %llu\n",
+    put(&b,
+        "# HELP exhibit_upload_bytes_total Bytes received in upload bodies.\n"
+        "# TYPE exhibit_upload_bytes_total counter\n"
+        "exhibit_upload_bytes_total %llu\n",
         atomic_load(&m->bytes_received));
-    put(&b, "# HELP exhibit_uploads_stored_total Files stored as evidence (new or repeated).\n"
-            "# TYPE exhibit_uploads_stored_total counter\n"
-            "exhibit_uploads_stored_total %llu\n",
+    put(&b,
+        "# HELP exhibit_uploads_stored_total Files stored as evidence (new or repeated).\n"
+        "# TYPE exhibit_uploads_stored_total counter\n"
+        "exhibit_uploads_stored_total %llu\n",
         atomic_load(&m->uploads_stored));
-    put(&b, "# HELP exhibit_uploads_refused_total Upload requests refused (bad input, "
-            "unsupported or undecodable images, client gone).\n"
-            "# TYPE exhibit_uploads_refused_total counter\n"
-            "exhibit_uploads_refused_total %llu\n",
+    put(&b,
+        "# HELP exhibit_uploads_refused_total Upload requests refused (bad input, "
+        "unsupported or undecodable images, client gone).\n"
+        "# TYPE exhibit_uploads_refused_total counter\n"
+        "exhibit_uploads_refused_total %llu\n",
         atomic_load(&m->uploads_refused));
     if (b.oom) {
         free(b.p);

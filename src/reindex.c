@@ -18,8 +18,10 @@ static ex_rc stale_rows(app *a, int64_t **rows, size_t *n, ex_error *e)
     int64_t *v = malloc(cap * sizeof *v);
     if (!v) return ex_fail(e, EX_ENOMEM, "out_of_memory", "out of memory");
     db_lock(a->db);
-    ex_rc rc = db_prepare(a->db, "SELECT rowid, rsig FROM blobs WHERE meta IS NOT NULL "
-                                 "ORDER BY rowid", &s, e);
+    ex_rc rc = db_prepare(a->db,
+                          "SELECT rowid, rsig FROM blobs WHERE meta IS NOT NULL "
+                          "ORDER BY rowid",
+                          &s, e);
     int r = 0;
     while (!rc && (r = db_step(s, e)) == DB_ROW) {
         int len = 0;

@@ -76,7 +76,8 @@ void reuse_sig_free(reuse_sig *s)
 static uint32_t fnv1a(const uint8_t *p, size_t n)
 {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
     return h;
 }
 
@@ -96,12 +97,15 @@ ex_rc reuse_sig_serialize(const reuse_sig *s, uint8_t **buf, size_t *len, ex_err
     p[4] = REUSE_SIG_VERSION;
     memcpy(p + 5, s->pdq.bits, 32);
     p[37] = (uint8_t)s->pdq.quality;
-    for (int i = 0; i < 8; i++) p[38 + i] = (uint8_t)(s->phash64 >> (8 * i));
-    for (int i = 0; i < 4; i++) p[46 + i] = (uint8_t)(fl >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[38 + i] = (uint8_t)(s->phash64 >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[46 + i] = (uint8_t)(fl >> (8 * i));
     memcpy(p + HDR, fb, fl);
     free(fb);
     uint32_t sum = fnv1a(p, HDR + fl);
-    for (int i = 0; i < 4; i++) p[HDR + fl + i] = (uint8_t)(sum >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[HDR + fl + i] = (uint8_t)(sum >> (8 * i));
     *buf = p;
     *len = HDR + fl + TRAILER;
     return EX_OK;
@@ -117,17 +121,20 @@ ex_rc reuse_sig_parse(const uint8_t *p, size_t len, reuse_sig **out, ex_error *e
         return ex_fail(e, EX_EINVAL, "reuse_sig_corrupt", "not a reuse signature");
     size_t fl = 0;
     uint32_t sum = 0;
-    for (int i = 0; i < 4; i++) fl |= (size_t)p[46 + i] << (8 * i);
+    for (int i = 0; i < 4; i++)
+        fl |= (size_t)p[46 + i] << (8 * i);
     if (fl != len - HDR - TRAILER)
         return ex_fail(e, EX_EINVAL, "reuse_sig_corrupt", "bad signature length");
-    for (int i = 0; i < 4; i++) sum |= (uint32_t)p[HDR + fl + i] << (8 * i);
+    for (int i = 0; i < 4; i++)
+        sum |= (uint32_t)p[HDR + fl + i] << (8 * i);
     if (sum != fnv1a(p, HDR + fl))
         return ex_fail(e, EX_EINVAL, "reuse_sig_corrupt", "signature checksum mismatch");
     reuse_sig *s = calloc(1, sizeof *s);
     if (!s) return ex_fail(e, EX_ENOMEM, "reuse_no_memory", "out of memory");
     memcpy(s->pdq.bits, p + 5, 32);
     s->pdq.quality = p[37];
-    for (int i = 0; i < 8; i++) s->phash64 |= (uint64_t)p[38 + i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        s->phash64 |= (uint64_t)p[38 + i] << (8 * i);
     ex_rc rc = ft_parse(p + HDR, fl, &s->ft, e);
     if (rc) {
         free(s);
@@ -174,15 +181,18 @@ size_t reuse_pdq_keys(const reuse_sig *s, int for_query, uint8_t (*keys)[32], si
         return 1;
     }
     size_t n = 0;
-    for (int i = 0; i < PHASH_DIH_COUNT && n < max; i++) memcpy(keys[n++], s->dih[i].bits, 32);
+    for (int i = 0; i < PHASH_DIH_COUNT && n < max; i++)
+        memcpy(keys[n++], s->dih[i].bits, 32);
     return n;
 }
 
 size_t reuse_words(const reuse_sig *s, int for_query, uint32_t *words, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < s->ft->n && n < max; i++) words[n++] = s->ft->f[i].word;
-    for (size_t i = 0; for_query && i < s->ft->nm && n < max; i++) words[n++] = s->ft->m[i].word;
+    for (size_t i = 0; i < s->ft->n && n < max; i++)
+        words[n++] = s->ft->f[i].word;
+    for (size_t i = 0; for_query && i < s->ft->nm && n < max; i++)
+        words[n++] = s->ft->m[i].word;
     return n;
 }
 

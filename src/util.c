@@ -78,7 +78,8 @@ int util_time_parse(const char *s, time_t *out)
     if (*p == '.') {
         p++;
         if (!isdigit((unsigned char)*p)) return -1;
-        while (isdigit((unsigned char)*p)) p++;
+        while (isdigit((unsigned char)*p))
+            p++;
     }
     long off = 0;
     if (*p == 'Z' || *p == 'z') {

@@ -44,7 +44,8 @@ widx *widx_new(size_t words)
 void widx_free(widx *ix)
 {
     if (!ix) return;
-    for (size_t w = 0; w < ix->nwords; w++) free(ix->post[w].slot);
+    for (size_t w = 0; w < ix->nwords; w++)
+        free(ix->post[w].slot);
     free(ix->post);
     free(ix->img);
     pthread_rwlock_destroy(&ix->lock);

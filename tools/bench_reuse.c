@@ -97,8 +97,10 @@ int main(int argc, char **argv)
             size_t len = 0;
             if (reuse_sig_serialize(sig[ns], &buf, &len, &e) == EX_OK) bytes[ns] = (double)len;
             free(buf);
-            if (!reuse_sig_flat(sig[ns])) ns++;
-            else reuse_sig_free(sig[ns]), sig[ns] = NULL;
+            if (!reuse_sig_flat(sig[ns]))
+                ns++;
+            else
+                reuse_sig_free(sig[ns]), sig[ns] = NULL;
         }
         image_result_release(&r);
     }
@@ -133,11 +135,13 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < ns; i++) {
         size_t n = reuse_words(sig[i], 0, words, 2 * FT_MAX_FEATS);
         counts[i] = n;
-        for (size_t k = 0; k < n; k++) freq[words[k]] += 1, total += 1;
+        for (size_t k = 0; k < n; k++)
+            freq[words[k]] += 1, total += 1;
     }
     /* Cumulative distribution, with every word given a small floor so unseen words occur. */
     double *cdf = malloc(FT_WORDS * sizeof *cdf), acc = 0;
-    for (size_t w = 0; w < FT_WORDS; w++) acc += freq[w] + 0.05, cdf[w] = acc;
+    for (size_t w = 0; w < FT_WORDS; w++)
+        acc += freq[w] + 0.05, cdf[w] = acc;
     widx *ix = widx_new(FT_WORDS);
     double t0 = now();
     for (size_t i = 0; i < images; i++) {
@@ -147,8 +151,10 @@ int main(int argc, char **argv)
             size_t lo = 0, hi = FT_WORDS - 1;
             while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
-                if (cdf[mid] < u) lo = mid + 1;
-                else hi = mid;
+                if (cdf[mid] < u)
+                    lo = mid + 1;
+                else
+                    hi = mid;
             }
             words[k] = (uint32_t)lo;
         }
@@ -182,7 +188,8 @@ int main(int argc, char **argv)
            MATCHER_SHORTLIST, n_ix, 1e3 * pct(tq, queries, 0.5), 1e3 * pct(tq, queries, 0.99),
            self_top, queries);
     widx_free(ix);
-    for (size_t i = 0; i < ns; i++) reuse_sig_free(sig[i]);
+    for (size_t i = 0; i < ns; i++)
+        reuse_sig_free(sig[i]);
     free(sig);
     free(tsig);
     free(tdesc);

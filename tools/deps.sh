@@ -2,7 +2,7 @@
 # Installs the Debian packages exhibit needs to build, run and test; does nothing when all
 # are present. Uses sudo when not root.
 set -eu
-PKGS="build-essential pkg-config clang libclang-rt-14-dev libvips-dev libexif-dev libsqlite3-dev
+PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev libvips-dev libexif-dev libsqlite3-dev
 libmicrohttpd-dev libssl-dev libjansson-dev libvlfeat-dev python3 curl libimage-exiftool-perl chromium
 fonts-dejavu-core libvips-tools"
 missing=""

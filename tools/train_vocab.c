@@ -131,10 +131,12 @@ int main(int argc, char **argv)
             size_t k = 0;
             if (luma && ft_describe(luma, w, h, &kp, &desc, &k, &sw, &sh, NULL) == EX_OK) {
                 if (n + k > cap) {
-                    while (n + k > cap) cap *= 2;
+                    while (n + k > cap)
+                        cap *= 2;
                     all = realloc(all, cap * FT_DESC * sizeof *all);
                 }
-                for (size_t i = 0; i < k * FT_DESC; i++) all[n * FT_DESC + i] = desc[i];
+                for (size_t i = 0; i < k * FT_DESC; i++)
+                    all[n * FT_DESC + i] = desc[i];
                 n += k;
             }
             free(kp);
@@ -153,7 +155,8 @@ int main(int argc, char **argv)
     int *cell = malloc(n * sizeof *cell);
     float *members = malloc(n * FT_DESC * sizeof *members);
     cluster(all, n, FT_WORDS_L1, l1);
-    for (size_t i = 0; i < n; i++) cell[i] = nearest(all + i * FT_DESC, l1, FT_WORDS_L1);
+    for (size_t i = 0; i < n; i++)
+        cell[i] = nearest(all + i * FT_DESC, l1, FT_WORDS_L1);
     for (int c = 0; c < FT_WORDS_L1; c++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
@@ -184,7 +187,8 @@ int main(int argc, char **argv)
     uint8_t hdr[20] = "EXVOCAB1";
     uint32_t v[3] = {FT_WORDS_L1, FT_WORDS_L2, FT_DESC};
     for (int i = 0; i < 3; i++)
-        for (int b = 0; b < 4; b++) hdr[8 + 4 * i + b] = (uint8_t)(v[i] >> (8 * b));
+        for (int b = 0; b < 4; b++)
+            hdr[8 + 4 * i + b] = (uint8_t)(v[i] >> (8 * b));
     int ok = f && fwrite(hdr, 1, 20, f) == 20 &&
              fwrite(l1, 1, (size_t)FT_WORDS_L1 * FT_DESC, f) == (size_t)FT_WORDS_L1 * FT_DESC &&
              fwrite(l2, 1, (size_t)FT_WORDS * FT_DESC, f) == (size_t)FT_WORDS * FT_DESC &&

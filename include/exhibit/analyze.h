@@ -3,8 +3,9 @@
  * analyze_file runs image_process (safe decode, limits, derivatives) and exif_read/xmp scan on
  * a staged upload and describes the result as JSON (`meta`), which is stored once per blob.
  * Nothing is written to disk until analysis_store, which intake calls only once every file of
- * the request has been accepted, so a refused request leaves no derivative behind. Flags that depend on the image alone are decided here;
- * analyze_case_flags adds the ones that depend on the case (capture time vs delivery).
+ * the request has been accepted, so a refused request leaves no derivative behind. Flags that
+ * depend on the image alone are decided here; analyze_case_flags adds the ones that depend on the
+ * case (capture time vs delivery).
  *
  * meta layout: {"exif": {make, model, datetime_original, offset_time_original, orientation,
  * software, gps: {lat, lon} | null}, "exif_all": {IFD: {tag: value}}, "xmp": {present,

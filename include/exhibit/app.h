@@ -21,7 +21,7 @@ typedef struct app {
     blobstore bs;
     struct metrics *metrics;
     struct matcher *matcher; /* reuse index over every stored image (NULL in CLI tools) */
-    sem_t decode_slots; /* bounds concurrent image decodes (cfg.max_inflight_images) */
+    sem_t decode_slots;      /* bounds concurrent image decodes (cfg.max_inflight_images) */
     int decode_slots_ready;
 } app;
 

@@ -12,19 +12,19 @@
 
 typedef enum {
     EX_OK = 0,
-    EX_EINVAL,      /* malformed or invalid input (400) */
-    EX_EAUTH,       /* missing or unknown credentials (401) */
-    EX_EFORBIDDEN,  /* authenticated but not allowed (403) */
-    EX_ENOTFOUND,   /* unknown id, or one the caller may not see (404) */
-    EX_ECONFLICT,   /* state conflict (409) */
-    EX_ETOOBIG,     /* body or field over a limit (413) */
-    EX_EMEDIA,      /* not an accepted media type (415) */
-    EX_EREFUSED,    /* understood but refused by a rule (422) */
-    EX_EBUSY,       /* overloaded, retry later (503) */
-    EX_ENOMEM,      /* allocation failed (500) */
-    EX_EIO,         /* storage failure (500) */
-    EX_EDB,         /* database failure (500) */
-    EX_EINTERNAL,   /* a bug of ours (500) */
+    EX_EINVAL,     /* malformed or invalid input (400) */
+    EX_EAUTH,      /* missing or unknown credentials (401) */
+    EX_EFORBIDDEN, /* authenticated but not allowed (403) */
+    EX_ENOTFOUND,  /* unknown id, or one the caller may not see (404) */
+    EX_ECONFLICT,  /* state conflict (409) */
+    EX_ETOOBIG,    /* body or field over a limit (413) */
+    EX_EMEDIA,     /* not an accepted media type (415) */
+    EX_EREFUSED,   /* understood but refused by a rule (422) */
+    EX_EBUSY,      /* overloaded, retry later (503) */
+    EX_ENOMEM,     /* allocation failed (500) */
+    EX_EIO,        /* storage failure (500) */
+    EX_EDB,        /* database failure (500) */
+    EX_EINTERNAL,  /* a bug of ours (500) */
 } ex_rc;
 
 typedef struct ex_error {

@@ -35,24 +35,24 @@
 #define FT_WORDS_L1 128     /* vocabulary: a two-level tree of k-means centres ... */
 #define FT_WORDS_L2 128     /* ... 128 x 128 = 16384 visual words */
 #define FT_WORDS (FT_WORDS_L1 * FT_WORDS_L2)
-#define FT_DESC 128         /* SIFT descriptor length (uint8 per bin) */
-#define FT_VOCAB_VERSION 1  /* bumped whenever the vocabulary or the words change */
-#define FT_MIN_INLIERS 9    /* fewest agreeing features ft_verify accepts */
+#define FT_DESC 128        /* SIFT descriptor length (uint8 per bin) */
+#define FT_VOCAB_VERSION 1 /* bumped whenever the vocabulary or the words change */
+#define FT_MIN_INLIERS 9   /* fewest agreeing features ft_verify accepts */
 
 typedef struct ft_feat {
-    uint32_t word;  /* 0..FT_WORDS-1 */
-    uint32_t code;  /* Hamming embedding */
-    float x, y;     /* in the shrunk image (ft_set w x h), pixels */
-    float scale;    /* SIFT sigma, same unit */
-    float angle;    /* radians */
+    uint32_t word; /* 0..FT_WORDS-1 */
+    uint32_t code; /* Hamming embedding */
+    float x, y;    /* in the shrunk image (ft_set w x h), pixels */
+    float scale;   /* SIFT sigma, same unit */
+    float angle;   /* radians */
 } ft_feat;
 
 typedef struct ft_set {
-    int w, h;           /* the shrunk image features were found on */
-    size_t n;           /* features, sorted by word */
+    int w, h; /* the shrunk image features were found on */
+    size_t n; /* features, sorted by word */
     ft_feat *f;
-    size_t nm;          /* the mirrored image's features (left-right), sorted by word; */
-    ft_feat *m;         /* kept in memory only, never serialised */
+    size_t nm;  /* the mirrored image's features (left-right), sorted by word; */
+    ft_feat *m; /* kept in memory only, never serialised */
 } ft_set;
 
 /* Raw keypoints and uint8 descriptors (for training and tests). On success *kp (4 floats a
@@ -75,15 +75,15 @@ EX_MUST_CHECK ex_rc ft_parse(const uint8_t *buf, size_t len, ft_set **out, ex_er
 
 /* The decision for a query set q against a stored set c. */
 typedef struct ft_result {
-    int match;           /* 1: the same picture */
-    int inliers;         /* pairs agreeing on the transform */
-    int tentative;       /* pairs sharing a word and a close code */
-    int mirrored;        /* 1 when q's mirrored features matched */
-    double coverage;     /* share of the smaller overlap that the inliers span, 0..1 */
-    double ratio;        /* inliers / features inside the overlap (the fewer side) */
-    double a[6];         /* affine map from c's shrunk pixels to q's: x' = a0 x + a1 y + a2 */
-    double q_box[4];     /* inliers' bounding box in q, fractions of its width/height: x0 y0 x1 y1 */
-    double c_box[4];     /* the same in c */
+    int match;       /* 1: the same picture */
+    int inliers;     /* pairs agreeing on the transform */
+    int tentative;   /* pairs sharing a word and a close code */
+    int mirrored;    /* 1 when q's mirrored features matched */
+    double coverage; /* share of the smaller overlap that the inliers span, 0..1 */
+    double ratio;    /* inliers / features inside the overlap (the fewer side) */
+    double a[6];     /* affine map from c's shrunk pixels to q's: x' = a0 x + a1 y + a2 */
+    double q_box[4]; /* inliers' bounding box in q, fractions of its width/height: x0 y0 x1 y1 */
+    double c_box[4]; /* the same in c */
 } ft_result;
 
 void ft_verify(const ft_set *q, const ft_set *c, ft_result *r);

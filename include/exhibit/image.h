@@ -96,9 +96,9 @@ typedef struct image_result {
                      resources does not count); IPTC in PNG text chunks is not seen */
     char software_text[128]; /* PNG text chunk "Software" ("" if none): editors write there
                                 instead of EXIF */
-    int has_icc;  /* an embedded ICC profile, even a broken or mismatched one */
-    float *luma;  /* upright luminance 0..255, Y = .299R + .587G + .114B, of the preview pixels
-                     (before JPEG encoding), row-major luma_w x luma_h == preview_w x preview_h */
+    int has_icc;             /* an embedded ICC profile, even a broken or mismatched one */
+    float *luma; /* upright luminance 0..255, Y = .299R + .587G + .114B, of the preview pixels
+                    (before JPEG encoding), row-major luma_w x luma_h == preview_w x preview_h */
     int luma_w, luma_h;
 } image_result;
 

@@ -22,7 +22,7 @@ typedef enum {
 } key_role;
 
 #define KEY_SECRET_LEN 64 /* buffer size */
-#define KEY_TEXT_LEN 52    /* "exk_" + 48 hex digits */
+#define KEY_TEXT_LEN 52   /* "exk_" + 48 hex digits */
 #define KEY_SUBJECT_MAX 128
 
 typedef struct key_info {

@@ -17,9 +17,9 @@
 #include "exhibit/err.h"
 
 typedef struct reindex_stats {
-    size_t total;   /* rows that needed work when the run started */
-    size_t done;    /* rewritten (or found rewritten by another run) */
-    size_t failed;  /* originals that are missing or no longer decode (left stale, logged) */
+    size_t total;  /* rows that needed work when the run started */
+    size_t done;   /* rewritten (or found rewritten by another run) */
+    size_t failed; /* originals that are missing or no longer decode (left stale, logged) */
 } reindex_stats;
 
 /* progress (may be NULL) is called after each row. m (may be NULL) receives every image whose

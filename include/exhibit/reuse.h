@@ -62,9 +62,9 @@ size_t reuse_words(const reuse_sig *s, int for_query, uint32_t *words, size_t ma
 
 typedef struct reuse_result {
     int match;
-    const char *tier;   /* "pdq" or "features" (static) */
-    int distance;       /* PDQ tier: PDQ bits; features: 32 + 224 * (1 - agreement), 32..256 */
-    ft_result ft;       /* the feature tier's numbers, whichever tier decided */
+    const char *tier; /* "pdq" or "features" (static) */
+    int distance;     /* PDQ tier: PDQ bits; features: 32 + 224 * (1 - agreement), 32..256 */
+    ft_result ft;     /* the feature tier's numbers, whichever tier decided */
 } reuse_result;
 
 /* Decides whether candidate shows the same picture as query. */

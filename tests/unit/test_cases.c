@@ -6,8 +6,8 @@
 static json_t *body(const char *reason, const char *category, const char *delivered,
                     const char *opened)
 {
-    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "order_id", "PDD-1", "buyer_id",
-                          "b-1", "seller_id", "s-1", "reason", reason, "category", category,
+    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "order_id", "PDD-1", "buyer_id", "b-1",
+                          "seller_id", "s-1", "reason", reason, "category", category,
                           "delivered_at", delivered);
     if (opened) json_object_set_new(b, "opened_at", json_string(opened));
     return b;
@@ -26,18 +26,20 @@ TEST(payer_follows_reason)
 {
     ex_config cfg;
     config_defaults(&cfg);
-    static const char *const r[][2] = {{"damaged", "seller"},      {"not_as_described", "seller"},
-                                       {"wrong_item", "seller"},   {"missing_parts", "seller"},
+    static const char *const r[][2] = {{"damaged", "seller"},
+                                       {"not_as_described", "seller"},
+                                       {"wrong_item", "seller"},
+                                       {"missing_parts", "seller"},
                                        {"changed_mind", "buyer"}};
     for (int i = 0; i < 5; i++) {
         json_t *out = NULL;
         ex_error e;
-        ex_rc rc = check(&cfg, body(r[i][0], "electronics", "2026-11-20T10:00:00Z", NULL), &out,
-                         &e);
+        ex_rc rc =
+            check(&cfg, body(r[i][0], "electronics", "2026-11-20T10:00:00Z", NULL), &out, &e);
         CHECKF(rc == EX_OK, "%s: %s", r[i][0], e.message);
         if (rc) continue;
-        CHECK(strcmp(json_string_value(json_object_get(out, "return_shipping_paid_by")),
-                     r[i][1]) == 0);
+        CHECK(strcmp(json_string_value(json_object_get(out, "return_shipping_paid_by")), r[i][1]) ==
+              0);
         CHECK(strcmp(json_string_value(json_object_get(out, "return_window_ends_at")),
                      "2026-11-27T10:00:00Z") == 0);
         CHECK(strcmp(json_string_value(json_object_get(out, "opened_at")),
@@ -52,21 +54,21 @@ TEST(window_edges)
     config_defaults(&cfg);
     json_t *out = NULL;
     ex_error e;
-    CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", "2026-11-27T10:00:00Z"),
-                &out, &e) == EX_OK);
+    CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", "2026-11-27T10:00:00Z"), &out,
+                &e) == EX_OK);
     json_decref(out);
     out = NULL;
-    CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", "2026-11-27T10:00:01Z"),
-                &out, &e) == EX_EREFUSED);
+    CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", "2026-11-27T10:00:01Z"), &out,
+                &e) == EX_EREFUSED);
     CHECK(strcmp(e.code, "return_window_closed") == 0);
     CHECK(out == NULL);
     cfg.return_window_days = 30;
-    CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", "2026-12-01T10:00:00Z"),
-                &out, &e) == EX_OK);
+    CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", "2026-12-01T10:00:00Z"), &out,
+                &e) == EX_OK);
     json_decref(out);
     out = NULL;
-    CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", "2026-11-19T10:00:00Z"),
-                &out, &e) == EX_EINVAL);
+    CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", "2026-11-19T10:00:00Z"), &out,
+                &e) == EX_EINVAL);
 }
 
 TEST(non_returnable_categories)
@@ -81,15 +83,14 @@ TEST(non_returnable_categories)
               EX_EREFUSED);
         CHECK(strcmp(e.code, "not_returnable") == 0);
     }
-    CHECK(check(&cfg, body("damaged", "fresh", "2026-11-20T10:00:00Z", NULL), &out, &e) ==
-          EX_OK);
+    CHECK(check(&cfg, body("damaged", "fresh", "2026-11-20T10:00:00Z", NULL), &out, &e) == EX_OK);
     json_decref(out);
     out = NULL;
     snprintf(cfg.non_returnable, sizeof cfg.non_returnable, "toys");
     CHECK(check(&cfg, body("damaged", "toys", "2026-11-20T10:00:00Z", NULL), &out, &e) ==
           EX_EREFUSED);
-    CHECK(check(&cfg, body("damaged", "fresh_produce", "2026-11-20T10:00:00Z", NULL), &out,
-                &e) == EX_OK);
+    CHECK(check(&cfg, body("damaged", "fresh_produce", "2026-11-20T10:00:00Z", NULL), &out, &e) ==
+          EX_OK);
     json_decref(out);
 }
 

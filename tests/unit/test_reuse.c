@@ -135,10 +135,12 @@ static float *luma_of(VipsImage *im, float gain)
 }
 
 enum { E_REENCODE, E_CROP, E_TILT, E_BORDER, E_MIRROR, E_BAND, E_COUNT };
-static const char *const edit_names[E_COUNT] = {
-    "JPEG q40 re-encode", "crop of 42% of the area from near a corner",
-    "tilt by 12 degrees, black corners", "8% white border", "mirror",
-    "solid text band over the bottom 15%"};
+static const char *const edit_names[E_COUNT] = {"JPEG q40 re-encode",
+                                                "crop of 42% of the area from near a corner",
+                                                "tilt by 12 degrees, black corners",
+                                                "8% white border",
+                                                "mirror",
+                                                "solid text band over the bottom 15%"};
 
 /* Makes edit k of img as JPEG bytes (g_free them). 0 on success. */
 static int edit(VipsImage *img, int k, void **buf, size_t *len)
@@ -153,8 +155,8 @@ static int edit(VipsImage *img, int k, void **buf, size_t *len)
         q = 40;
         break;
     case E_CROP: /* 0.7 x 0.6 of the sides, off every grid */
-        bad = vips_extract_area(img, &t[0], W * 23 / 100, H * 7 / 100, W * 70 / 100,
-                                H * 60 / 100, NULL);
+        bad = vips_extract_area(img, &t[0], W * 23 / 100, H * 7 / 100, W * 70 / 100, H * 60 / 100,
+                                NULL);
         out = t[0];
         break;
     case E_TILT:
@@ -363,8 +365,8 @@ TEST(edited_copies_match)
             /* And no other source photo matches the copy. */
             for (size_t c = 0; c < nc; c++)
                 if (ids[c] != i)
-                    CHECKF(!same(copy, orig[ids[c]], NULL, NULL), "%s, %s matched %s",
-                           sources[i], edit_names[k], sources[ids[c]]);
+                    CHECKF(!same(copy, orig[ids[c]], NULL, NULL), "%s, %s matched %s", sources[i],
+                           edit_names[k], sources[ids[c]]);
             reuse_sig_free(copy);
         }
         g_object_unref(img);
@@ -498,8 +500,7 @@ TEST(serialize_round_trip)
             /* The parsed copy decides like the original against the other photos. */
             for (int j = 0; j < NPHOTOS; j++)
                 if (j != i && sigs[j])
-                    CHECK(same(p, sigs[j], NULL, NULL) ==
-                          same(sigs[i], sigs[j], NULL, NULL));
+                    CHECK(same(p, sigs[j], NULL, NULL) == same(sigs[i], sigs[j], NULL, NULL));
         }
         reuse_sig_free(p);
         free(buf);
@@ -576,7 +577,8 @@ TEST(bad_input_is_refused)
     CHECK(reuse_sig_compute(px, 8, -1, &s, &e) == EX_EINVAL && !s);
     CHECK(reuse_sig_compute(px, 1 << 15, 1 << 15, &s, &e) == EX_EINVAL && !s);
     px[10] = NAN;
-    CHECK(reuse_sig_compute(px, 8, 8, &s, &e) == EX_EINVAL && !s && !strcmp(e.code, "reuse_bad_image"));
+    CHECK(reuse_sig_compute(px, 8, 8, &s, &e) == EX_EINVAL && !s &&
+          !strcmp(e.code, "reuse_bad_image"));
     px[10] = INFINITY;
     CHECK(reuse_sig_compute(px, 8, 8, &s, &e) == EX_EINVAL && !s);
     /* Tiny but valid: signed, too small to match anything. */

@@ -61,8 +61,7 @@ TEST(sha256_hex_shape)
     CHECK(!util_is_sha256_hex("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
     CHECK(!util_is_sha256_hex("e3b0"));
     CHECK(!util_is_sha256_hex("../../etc/passwd"));
-    CHECK(!util_is_sha256_hex(
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8550"));
+    CHECK(!util_is_sha256_hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8550"));
 }
 
 TEST(log_escape_neutralises_untrusted_text)

@@ -45,7 +45,7 @@ static int unit_passed, unit_failed, unit_cur_failed;
     } while (0)
 #define UNIT_DONE()                                                                                \
     do {                                                                                           \
-        printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);                         \
+        printf("unit: %d passed, %d failed\n", unit_passed, unit_failed);                          \
         return unit_failed ? 1 : 0;                                                                \
     } while (0)
 
