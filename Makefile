@@ -5,6 +5,7 @@
 #   make test       install, build with ASan+UBSan, run unit, e2e and fuzz-replay tests
 #   make bench      benchmarks (release build)
 #   make eval       reuse-detection recall / false matches, report half of ../shared/testdata/neardup
+#   make vocab      retrain the visual vocabulary (src/vocab.bin) of reuse detection
 #   make fuzz       libFuzzer targets (clang)
 #   make lint       clang-format check and a warnings-as-errors build (make test runs it)
 #   make deps       apt-get install what is missing (no-op when all present)
@@ -37,7 +38,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=build/tools/%)
 REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
 
-.PHONY: all run test bench eval fuzz deps clean test-build format lint check-deps
+.PHONY: all run test bench eval vocab fuzz deps clean test-build format lint check-deps
 all: build/exhibit
 
 build/rel/%.o: src/%.c
@@ -89,6 +90,10 @@ build/tools/%: tools/%.c $(REL_OBJ)
 	@mkdir -p $(@D)
 	@echo "  BUILD   $@"
 	@$(CC) $(CFLAGS_REL) $(INC) -o $@ $< $(REL_OBJ) $(PKG_LIBS)
+build/tools/train_vocab: tools/train_vocab.c $(EVAL_LIB) tools/reuse_eval.h $(REL_OBJ)
+	@mkdir -p $(@D)
+	@echo "  BUILD   $@"
+	@$(CC) $(CFLAGS_REL) $(INC) -Itools -o $@ $< $(EVAL_LIB) $(REL_OBJ) $(PKG_LIBS)
 build/tools/eval_reuse: tools/eval_reuse.c $(EVAL_LIB) tools/reuse_eval.h $(REL_OBJ)
 	@mkdir -p $(@D)
 	@echo "  BUILD   $@"
@@ -129,6 +134,16 @@ bench: deps
 eval: deps
 	@$(MAKE) --no-print-directory -j2 build/tools/eval_reuse
 	./build/tools/eval_reuse ../shared/testdata/neardup --split report --threads 2
+
+# Retrains the visual vocabulary (src/vocab.bin) on the tuning half of ../shared/testdata/neardup
+# and the test photos that are not in that set (tools/train_vocab.c). Changes every word: bump
+# FT_VOCAB_VERSION with it; servers then reindex.
+vocab: deps
+	@$(MAKE) --no-print-directory build/tools/train_vocab
+	@sed -n 's/.*`jpg\/\([^`]*\)`.*/drewnoakes_\1/p' ../shared/testdata/neardup/SOURCES.md >build/vocab-skip.txt
+	@for x in jpg JPG png webp heic avif; do find tests/data/photos -maxdepth 1 -name "*.$$x"; done | \
+	    LC_ALL=C sort | grep -v -F -f build/vocab-skip.txt | tr '\n' '\0' | \
+	    xargs -0 ./build/tools/train_vocab --out src/vocab.bin --tune-half ../shared/testdata/neardup
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)

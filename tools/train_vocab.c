@@ -1,10 +1,11 @@
 /* train_vocab.c - trains the visual vocabulary of the local-feature tier (src/vocab.bin).
  *
- *   train_vocab --out src/vocab.bin [--seed N] PHOTO...
+ *   train_vocab --out src/vocab.bin [--seed N] [--tune-half DIR] PHOTO...
  *
- * Run once; the result is committed and embedded in the binary (make vocab names the photos:
- * the evaluation's tuning half and the test photos that are not in the evaluation set, never
- * the photos its numbers are reported on). For every photo, upright and shrunk as an upload's
+ * Run once; the result is committed and embedded in the binary. make vocab names the photos:
+ * the tuning half of the evaluation set (--tune-half: reuse_eval.h's re_split_of, the same
+ * split make eval reports on the other half of) and the test photos that are not in the
+ * evaluation set, never a photo its numbers are reported on. For every photo, upright and shrunk as an upload's
  * preview, it takes the SIFT descriptors of ft_describe at four scales (1, 0.7, 0.5, 0.35:
  * crops and resizes meet the same structure at other sizes), then clusters them in two levels
  * with VLFeat's k-means (Elkan, k-means++ seeding): FT_WORDS_L1 centres, then FT_WORDS_L2
@@ -22,6 +23,9 @@
 #include <vl/random.h>
 
 #include "exhibit/features.h"
+#include "reuse_eval.h"
+
+#include <dirent.h>
 
 #define HE_BITS 32
 
@@ -88,7 +92,7 @@ static int nearest(const float *p, const uint8_t *centres, int k)
 
 int main(int argc, char **argv)
 {
-    const char *out = NULL;
+    const char *out = NULL, *tune = NULL;
     unsigned long seed = 1;
     int first = 1;
     for (; first < argc && argv[first][0] == '-'; first++) {
@@ -96,23 +100,42 @@ int main(int argc, char **argv)
             out = argv[++first];
         else if (!strcmp(argv[first], "--seed") && first + 1 < argc)
             seed = strtoul(argv[++first], NULL, 10);
+        else if (!strcmp(argv[first], "--tune-half") && first + 1 < argc)
+            tune = argv[++first];
         else
             break;
     }
-    if (!out || first >= argc) {
-        fprintf(stderr, "usage: train_vocab --out FILE [--seed N] PHOTO...\n");
+    if (!out || (first >= argc && !tune)) {
+        fprintf(stderr, "usage: train_vocab --out FILE [--seed N] [--tune-half DIR] PHOTO...\n");
         return 2;
     }
+    /* The photos: the tuning half of DIR (sorted by name), then the ones named. */
+    char **list = calloc((size_t)argc + 4096, sizeof *list);
+    int nlist = 0;
+    if (tune) {
+        struct dirent **ents = NULL;
+        int ne = scandir(tune, &ents, NULL, alphasort);
+        for (int i = 0; i < ne; i++) {
+            const char *dot = strrchr(ents[i]->d_name, '.');
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", tune, ents[i]->d_name);
+            if (dot && !strcmp(dot, ".jpg") && re_split_of(path) == 0 && nlist < 4096)
+                list[nlist++] = strdup(path);
+            free(ents[i]);
+        }
+        free(ents);
+    }
+    for (int a = first; a < argc; a++) list[nlist++] = strdup(argv[a]);
     if (VIPS_INIT(argv[0])) return 1;
     vl_rand_seed(vl_get_rand(), seed);
     size_t cap = 1 << 16, n = 0;
     float *all = malloc(cap * FT_DESC * sizeof *all);
     static const double scales[] = {1.0, 0.7, 0.5, 0.35};
     int photos = 0;
-    for (int a = first; a < argc; a++) {
+    for (int a = 0; a < nlist; a++) {
         VipsImage *t = NULL;
-        if (vips_thumbnail(argv[a], &t, 1600, "size", VIPS_SIZE_DOWN, NULL)) {
-            fprintf(stderr, "skipped %s: %s", argv[a], vips_error_buffer());
+        if (vips_thumbnail(list[a], &t, 1600, "size", VIPS_SIZE_DOWN, NULL)) {
+            fprintf(stderr, "skipped %s: %s", list[a], vips_error_buffer());
             vips_error_clear();
             continue;
         }
@@ -195,6 +218,8 @@ int main(int argc, char **argv)
              fwrite(dims, 1, HE_BITS, f) == HE_BITS;
     if (f && fclose(f)) ok = 0;
     fprintf(stderr, "train_vocab: %s %s\n", out, ok ? "written" : "NOT written");
+    for (int a = 0; a < nlist; a++) free(list[a]);
+    free(list);
     free(all);
     free(l1);
     free(l2);
