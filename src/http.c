@@ -172,6 +172,8 @@ static void add_common_headers(req *r, struct MHD_Response *resp)
     char rid[32];
     snprintf(rid, sizeof rid, "%llu", r->rid);
     MHD_add_response_header(resp, "X-Request-Id", rid);
+    /* Originals are served with their sniffed type; a browser must never guess another. */
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 }
 
 static enum MHD_Result queue(req *r, struct MHD_Connection *conn, int status,
@@ -270,7 +272,6 @@ static void add_page_headers(struct MHD_Response *resp)
                             "style-src 'self'; object-src 'none'; base-uri 'none'; "
                             "form-action 'self'; frame-ancestors 'none'");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 }
 

@@ -3,6 +3,9 @@
  * Exit status: 0 success, 1 the operation failed (message on stderr), 2 usage error.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -253,6 +256,23 @@ static int cmd_serve(int argc, char **argv, const char *argv0)
     mallopt(M_ARENA_MAX, 2);
     if (image_global_init(argv0, &e)) {
         fprintf(stderr, "exhibit: %s\n", e.message);
+        return 1;
+    }
+    /* One server per data directory: a second one would empty the first one's tmp/ (uploads
+     * in flight) and run its own index. The lock goes with the process, however it ends. */
+    char lock_path[1024];
+    snprintf(lock_path, sizeof lock_path, "%s/serve.lock", a.cfg.data_dir);
+    mkdir(a.cfg.data_dir, 0755); /* the blob store makes the rest; a missing parent fails here */
+    int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0) {
+        fprintf(stderr, "exhibit: cannot open %s: %s\n", lock_path, strerror(errno));
+        return 1;
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr,
+                "exhibit: %s is in use by another exhibit serve; stop it first or give "
+                "another --data\n",
+                a.cfg.data_dir);
         return 1;
     }
     int cleaned = 0;

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -1364,6 +1365,33 @@ def configured_window_categories_and_max_body():
         srv.cleanup()
 
 
+@R.test
+def every_response_says_nosniff():
+    for path, as_ in (("/healthz", None), ("/v1/cases/nope", "mediator"), ("/v1/cases", None),
+                      ("/ui/login", None), ("/metrics", None)):
+        r = S.get(path, as_)
+        check(r.header("X-Content-Type-Options") == "nosniff",
+              "%s: X-Content-Type-Options %r" % (r.req, r.header("X-Content-Type-Options")))
+
+
+@R.test
+def a_second_server_on_the_same_data_refuses_to_start():
+    # A file in tmp/ stands for an upload in flight on the running server.
+    marker = os.path.join(S.data_dir, "tmp", "in-flight-upload")
+    with open(marker, "wb") as f:
+        f.write(b"partial upload")
+    proc = subprocess.run([BIN, "serve", "--data", S.data_dir, "--listen", "127.0.0.1:0"],
+                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    try:
+        check(proc.returncode == 1 and b"in use by another exhibit serve" in proc.stderr,
+              "second server: exit %r, stderr %r" % (proc.returncode, proc.stderr[-300:]))
+        check(os.path.exists(marker), "the second server emptied the first one's tmp/")
+        expect_status(S.get("/healthz"), 200)
+    finally:
+        if os.path.exists(marker):
+            os.unlink(marker)
+
+
 # --------------------------------------------------------------------------------------------
 # Shutdown and audit (after everything else)
 
@@ -1483,6 +1511,7 @@ def audit_verify_detects_deleted_row():
 
 
 # --------------------------------------------------------------------------------------------
+
 
 def main():
     global S
