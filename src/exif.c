@@ -13,6 +13,7 @@
  * cleaned of control bytes and invalid UTF-8 so it can go into JSON and logs as is.
  */
 #include "exhibit/exif.h"
+#include "exhibit/util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,36 +39,6 @@ static const uint8_t exif_header[6] = {'E', 'x', 'i', 'f', 0, 0};
 
 /* ---- text cleaning ------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one (overlongs,
- * surrogates and code points above U+10FFFF are invalid). */
-static size_t utf8_seq_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
-    if (cp >= 0xd800 && cp <= 0xdfff) return 0;
-    return len;
-}
-
 /* Appends in[0..n) (stopping at a NUL) to out, which holds *used bytes of cap, keeping it
  * NUL-terminated: whitespace controls become ' ', other controls and invalid UTF-8 '?'. A
  * character that does not fit ends the copy. */
@@ -75,7 +46,7 @@ static void text_append(char *out, size_t cap, size_t *used, const uint8_t *in, 
 {
     size_t o = *used;
     for (size_t i = 0; i < n && in[i];) {
-        size_t l = utf8_seq_len(in + i, n - i);
+        size_t l = util_utf8_seq_len(in + i, n - i);
         if (o + (l ? l : 1) + 1 > cap) break;
         if (l == 0) {
             out[o++] = '?';

@@ -166,6 +166,13 @@ static ex_rc set_text(char **dst, const char *name, const char *value, ex_error 
 
 ex_rc intake_set_field(intake *u, const char *name, const char *value, ex_error *e)
 {
+    /* The fields read here end up in JSON, logs and pages: refuse bytes that are not text.
+     * Unknown fields are ignored, as unknown JSON fields are. */
+    static const char *const known[] = {"note", "notes", "grade", "evidence_id", "captured_at"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strcmp(name, known[i]) == 0 && !util_text_ok(value))
+            return ex_fail(e, EX_EINVAL, "invalid_field",
+                           "field '%s' must be UTF-8 text without control characters", name);
     if (u->inspection && strcmp(name, "grade") == 0) {
         u->have_grade = 1;
         snprintf(u->grade, sizeof u->grade, "%s", value);

@@ -46,4 +46,12 @@ size_t util_url_decode(const char *in, size_t len, char *out, size_t cap);
  * spaces and everything else escaped; always NUL-terminates within cap. */
 void util_log_escape(const char *in, char *out, size_t cap);
 
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one (overlongs,
+ * surrogates and code points above U+10FFFF are invalid). */
+size_t util_utf8_seq_len(const uint8_t *s, size_t n);
+
+/* 1 when s is valid UTF-8 with no control characters but tab, CR and LF: text a person typed,
+ * safe to store, log and put into JSON as it is. */
+int util_text_ok(const char *s);
+
 #endif

@@ -1109,6 +1109,24 @@ def similar_lists_exact_match_first():
 # Inspections and decisions (API.md)
 
 @R.test
+def text_fields_must_be_utf8_text():
+    cid = S.create_case()["case_id"]
+    snap = StorageSnapshot(S)
+    for field, value, path, role in (
+            ("notes", b"crushed \xff\xfe corner", "inspections", "warehouse"),
+            ("note", b"bad \xc0\xaf overlong", "evidence", "buyer"),
+            ("notes", b"bell \x07 inside", "inspections", "warehouse")):
+        parts = [Part(field, value), file_part("drewnoakes_HTC Desire.webp")]
+        if path == "inspections":
+            parts.insert(0, Part("grade", "damaged"))
+        body, ctype = multipart_encode(parts)
+        r = S.request("POST", "/v1/cases/%s/%s" % (cid, path), role, body=body,
+                      headers={"Content-Type": ctype})
+        expect_error(r, 400, "invalid_field", field, "%s with %r" % (field, value))
+    snap.unchanged("refused text fields")
+
+
+@R.test
 def inspection_created_and_listed():
     name = "drewnoakes_HTC Desire.webp"
     cid = S.create_case()["case_id"]

@@ -75,6 +75,22 @@ TEST(log_escape_neutralises_untrusted_text)
     CHECK(strlen(tiny) < sizeof tiny);
 }
 
+TEST(text_must_be_utf8_without_controls)
+{
+    CHECK(util_text_ok(""));
+    CHECK(util_text_ok("corner crushed\r\n\tscreen cracked"));
+    CHECK(util_text_ok(
+        "\xe5\xb1\x8f\xe5\xb9\x95\xe7\xa0\xb4\xe8\xa3\x82 \xf0\x9f\x93\xa6")); /* 屏幕破裂 📦 */
+    CHECK(!util_text_ok("bad \xff byte"));
+    CHECK(!util_text_ok("overlong \xc0\xaf slash"));
+    CHECK(!util_text_ok("surrogate \xed\xa0\x80"));
+    CHECK(!util_text_ok("cut \xe5\xb1"));
+    CHECK(!util_text_ok("bell \x07"));
+    CHECK(!util_text_ok("delete \x7f"));
+    CHECK(util_utf8_seq_len((const uint8_t *)"\xf4\x8f\xbf\xbf", 4) == 4);
+    CHECK(util_utf8_seq_len((const uint8_t *)"\xf4\x90\x80\x80", 4) == 0);
+}
+
 int main(void)
 {
     RUN(time_round_trip);
@@ -82,5 +98,6 @@ int main(void)
     RUN(random_ids_are_distinct_and_bounded);
     RUN(sha256_hex_shape);
     RUN(log_escape_neutralises_untrusted_text);
+    RUN(text_must_be_utf8_without_controls);
     UNIT_DONE();
 }
