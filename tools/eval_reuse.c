@@ -217,6 +217,12 @@ int main(int argc, char **argv)
            "  all pairs = %ld queries x the indexed images of the other photos; indexed (%ld):\n"
            "  originals, one catalog image and one crop per photo, + %d variant(s) per photo.\n",
            r.queries, r.indexed, r.extra_indexed);
+    /* The pairs are not independent: all images of one photo look alike, so the bound above
+     * holds only if a false match would be a property of an image, not of a photo pair. */
+    printf("  they come from %ld distinct photo pairs; the bound assumes independent pairs\n"
+           "  (3 / %ld = %.1e per photo pair is the cautious reading).\n",
+           (long)r.photos * (r.photos - 1) / 2, (long)r.photos * (r.photos - 1) / 2,
+           r.photos > 1 ? 6.0 / ((double)r.photos * (r.photos - 1)) : 1.0);
     if (r.errors[0] || r.errors[1])
         printf("  errors (signature or query failed): %s %ld, plain PDQ %ld\n", c.det[0]->name,
                r.errors[0], r.errors[1]);
