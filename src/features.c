@@ -412,10 +412,12 @@ ex_rc ft_parse(const uint8_t *p, size_t len, ft_set **out, ex_error *e)
 #define ANGLE_TOL 0.35 /* radians between a pair's angle difference and the model's */
 #define SCALE_TOL 0.45 /* |log2| between a pair's scale ratio and the model's */
 #define MIN_INLIERS FT_MIN_INLIERS
-#define MIN_RATIO 0.16
-#define MIN_COVER 0.10
-#define MAX_ANISO 2.2 /* largest / smallest singular value of the affine map */
-#define MIN_SIGMA 1.8 /* smallest SIFT scale the detector finds (octave 0 starts at 1.6) */
+#define MIN_PLACES 7 /* distinct spots (twice the inlier distance apart) the inliers come from */
+#define MIN_RATIO 0.12
+#define MIN_COVER 0.30
+#define MIN_OVERLAP 0.5 /* of the better-covered image */
+#define MAX_ANISO 2.2   /* largest / smallest singular value of the affine map */
+#define MIN_SIGMA 1.8   /* smallest SIFT scale the detector finds (octave 0 starts at 1.6) */
 
 typedef struct pair {
     const ft_feat *q, *c;
@@ -604,10 +606,14 @@ static void verify_one(const ft_set *q, const ft_feat *qf, size_t nq, const ft_s
     double sc = sqrt(fabs(det));
     int q_in = 0, c_in = 0;
     double ob[4] = {1e9, 1e9, -1e9, -1e9}; /* extent of c's countable features */
+    double oq[4] = {1e9, 1e9, -1e9, -1e9}; /* and of q's */
     for (size_t i = 0; i < nq; i++) {
         double x = iv[0] * qf[i].x + iv[1] * qf[i].y + iv[2];
         double y = iv[3] * qf[i].x + iv[4] * qf[i].y + iv[5];
-        q_in += inside(x, y, c->w, c->h) && qf[i].scale / sc >= MIN_SIGMA;
+        if (!inside(x, y, c->w, c->h) || qf[i].scale / sc < MIN_SIGMA) continue;
+        q_in++;
+        oq[0] = fmin(oq[0], qf[i].x), oq[1] = fmin(oq[1], qf[i].y);
+        oq[2] = fmax(oq[2], qf[i].x), oq[3] = fmax(oq[3], qf[i].y);
     }
     for (size_t i = 0; i < c->n; i++) {
         double x = bm[0] * c->f[i].x + bm[1] * c->f[i].y + bm[2];
@@ -632,11 +638,50 @@ static void verify_one(const ft_set *q, const ft_feat *qf, size_t nq, const ft_s
         r->q_box[k] = qb[k] / (k % 2 ? q->h : q->w);
         r->c_box[k] = cb[k] / (k % 2 ? c->h : c->w);
     }
+    /* On both sides, the inliers' box against the extent of the features that could have
+     * matched: a copy agrees across its detail; two photos that share only a caption or a
+     * watermark agree in a strip of it. */
     double oa = (ob[2] - ob[0]) * (ob[3] - ob[1]), ca = (cb[2] - cb[0]) * (cb[3] - cb[1]);
-    r->coverage = oa > 0 ? fmin(1.0, ca / oa) : 0;
-    int fewer = q_in < c_in ? q_in : c_in;
-    r->ratio = fewer > 0 ? (double)best / fewer : 0;
-    r->match = best >= MIN_INLIERS && r->ratio >= MIN_RATIO && r->coverage >= MIN_COVER;
+    double qa = (oq[2] - oq[0]) * (oq[3] - oq[1]), qi = (qb[2] - qb[0]) * (qb[3] - qb[1]);
+    r->coverage = fmin(oa > 0 ? fmin(1.0, ca / oa) : 0, qa > 0 ? fmin(1.0, qi / qa) : 0);
+    /* Agreement must come from many places: the corners of two different objects cut out
+     * onto white agree under some affine map (any rectangle maps onto any other), each corner
+     * at several scales, which can make a dozen inliers at four spots. */
+    int places = 0;
+    double(*spot)[2] = malloc((size_t)best * sizeof *spot);
+    for (size_t i = 0; spot && i < n; i++) {
+        if (!best_in[i]) continue;
+        int near = 0;
+        for (int k = 0; k < places && !near; k++) {
+            double dx = p[i].q->x - spot[k][0], dy = p[i].q->y - spot[k][1];
+            near = dx * dx + dy * dy < 4 * tol2;
+        }
+        if (!near) spot[places][0] = p[i].q->x, spot[places][1] = p[i].q->y, places++;
+    }
+    free(spot);
+    r->places = places;
+    /* How much of each picture the other covers: a copy, crop or frame of one photo overlaps
+     * at least one of the two almost whole; two photos that only share a caption band meet
+     * in a strip of both. */
+    int in_q = 0, in_c = 0;
+    for (int gy = 0; gy < 16; gy++)
+        for (int gx = 0; gx < 16; gx++) {
+            double x = (gx + 0.5) * c->w / 16.0, y = (gy + 0.5) * c->h / 16.0;
+            in_q +=
+                inside(bm[0] * x + bm[1] * y + bm[2], bm[3] * x + bm[4] * y + bm[5], q->w, q->h);
+            x = (gx + 0.5) * q->w / 16.0, y = (gy + 0.5) * q->h / 16.0;
+            in_c +=
+                inside(iv[0] * x + iv[1] * y + iv[2], iv[3] * x + iv[4] * y + iv[5], c->w, c->h);
+        }
+    r->overlap = (in_q > in_c ? in_q : in_c) / 256.0;
+    r->q_in = q_in;
+    r->c_in = c_in;
+    /* Both images must agree over the overlap: a caption shared by two different photos is
+     * all of the overlap in the one scaled up to it, a small part of it in the other. */
+    int more = q_in > c_in ? q_in : c_in;
+    r->ratio = more > 0 ? (double)best / more : 0;
+    r->match = best >= MIN_INLIERS && places >= MIN_PLACES && r->ratio >= MIN_RATIO &&
+               r->coverage >= MIN_COVER && r->overlap >= MIN_OVERLAP;
 }
 
 void ft_verify(const ft_set *q, const ft_set *c, ft_result *r)

@@ -137,6 +137,7 @@ typedef struct re_config {
 
 typedef struct re_result {
     int photos;                    /* photos that loaded */
+    int flat_photos;               /* of which near-flat: left out of recall (not of negatives) */
     long n[RE_FAMILIES];           /* variants per family that decoded and signed */
     long hit[2][RE_FAMILIES];      /* ... that found their own original, per detector */
     long cat_pairs, cat_fm[2];     /* catalog image vs catalog image of another photo */

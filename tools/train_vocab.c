@@ -5,9 +5,9 @@
  * Run once; the result is committed and embedded in the binary. make vocab names the photos:
  * the tuning half of the evaluation set (--tune-half: reuse_eval.h's re_split_of, the same
  * split make eval reports on the other half of) and the test photos that are not in the
- * evaluation set, never a photo its numbers are reported on. For every photo, upright and shrunk as an upload's
- * preview, it takes the SIFT descriptors of ft_describe at four scales (1, 0.7, 0.5, 0.35:
- * crops and resizes meet the same structure at other sizes), then clusters them in two levels
+ * evaluation set, never a photo its numbers are reported on. For every photo, upright and shrunk as
+ * an upload's preview, it takes the SIFT descriptors of ft_describe at four scales (1, 0.7, 0.5,
+ * 0.35: crops and resizes meet the same structure at other sizes), then clusters them in two levels
  * with VLFeat's k-means (Elkan, k-means++ seeding): FT_WORDS_L1 centres, then FT_WORDS_L2
  * inside each. The Hamming-embedding dimensions are the HE bits with the largest spread of the
  * descriptors around their word's centre. Changing the vocabulary changes every word: bump
@@ -125,7 +125,8 @@ int main(int argc, char **argv)
         }
         free(ents);
     }
-    for (int a = first; a < argc; a++) list[nlist++] = strdup(argv[a]);
+    for (int a = first; a < argc; a++)
+        list[nlist++] = strdup(argv[a]);
     if (VIPS_INIT(argv[0])) return 1;
     vl_rand_seed(vl_get_rand(), seed);
     size_t cap = 1 << 16, n = 0;
@@ -218,7 +219,8 @@ int main(int argc, char **argv)
              fwrite(dims, 1, HE_BITS, f) == HE_BITS;
     if (f && fclose(f)) ok = 0;
     fprintf(stderr, "train_vocab: %s %s\n", out, ok ? "written" : "NOT written");
-    for (int a = 0; a < nlist; a++) free(list[a]);
+    for (int a = 0; a < nlist; a++)
+        free(list[a]);
     free(list);
     free(all);
     free(l1);

@@ -78,9 +78,13 @@ typedef struct ft_result {
     int match;       /* 1: the same picture */
     int inliers;     /* pairs agreeing on the transform */
     int tentative;   /* pairs sharing a word and a close code */
+    int places;      /* distinct spots the inliers come from */
+    int q_in, c_in;  /* features of each inside the overlap, at a scale the other can detect */
     int mirrored;    /* 1 when q's mirrored features matched */
-    double coverage; /* share of the smaller overlap that the inliers span, 0..1 */
-    double ratio;    /* inliers / features inside the overlap (the fewer side) */
+    double coverage; /* inliers' extent over that of the features that could match (the
+                      * smaller of the two sides), 0..1 */
+    double ratio;    /* inliers / features inside the overlap (the side with more) */
+    double overlap;  /* share of the better-covered image inside the other, 0..1 */
     double a[6];     /* affine map from c's shrunk pixels to q's: x' = a0 x + a1 y + a2 */
     double q_box[4]; /* inliers' bounding box in q, fractions of its width/height: x0 y0 x1 y1 */
     double c_box[4]; /* the same in c */
